@@ -1,0 +1,144 @@
+"""Typed settings, built once at the edge (CLI / scheduler) and passed down.
+
+Nothing here opens a connection or a socket: the values are read from the
+environment (or an explicit mapping, for tests) and validated.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from sync.errors import ConfigError
+
+DEFAULT_API_URL = "https://api.fintoc.com"
+# The dated API version we pin (fintoc-api.md §1.3): response shapes must not
+# change under us when the organization's default version is upgraded.
+DEFAULT_API_VERSION = "2023-11-15"
+
+_LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "::1"}
+
+
+def default_data_dir(env: Mapping[str, str]) -> Path:
+    """Where the embedded Postgres keeps its data when DATABASE_URL is unset."""
+    if env.get("FINTOC_SYNC_DATA_DIR"):
+        return Path(env["FINTOC_SYNC_DATA_DIR"]).expanduser()
+    base = env.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "fintoc-sync" / "pgdata"
+
+
+def normalize_database_url(url: str) -> str:
+    """Accept libpq-style URLs and make SQLAlchemy use psycopg 3."""
+    for prefix in ("postgresql+psycopg://", "postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    if url.startswith("postgresql+"):
+        raise ConfigError(
+            "DATABASE_URL uses a driver other than psycopg 3; "
+            "write it as postgresql://… or postgresql+psycopg://…"
+        )
+    raise ConfigError("DATABASE_URL must start with postgresql:// (or postgresql+psycopg://)")
+
+
+def is_loopback_url(url: str) -> bool:
+    """True when the URL points at this machine (plain http is allowed there)."""
+    host = (urlsplit(url).hostname or "").lower()
+    return host in _LOOPBACK_HOSTS or host.startswith("127.")
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+    if value <= 0:
+        raise ConfigError(f"{name} must be greater than zero, got {raw!r}")
+    return value
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    value = _float(env, name, default)
+    if value != int(value):
+        raise ConfigError(f"{name} must be a whole number, got {env.get(name)!r}")
+    return int(value)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a command needs to know, from the environment or flags."""
+
+    database_url: str | None = None
+    secret_key: str | None = field(default=None, repr=False)
+    api_url: str = DEFAULT_API_URL
+    api_version: str | None = DEFAULT_API_VERSION
+    encryption_key: str | None = field(default=None, repr=False)
+    data_dir: Path = field(default_factory=lambda: default_data_dir(os.environ))
+    requests_per_second: float = 20.0
+    concurrency: int = 4
+    http_timeout: float = 30.0
+    movements_lookback_days: int = 7
+    movements_initial_days: int = 30
+    insecure: bool = False
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Read the contract's variables (PRODUCT.md) plus our tuning knobs."""
+        env = os.environ if env is None else env
+        api_version = env.get("FINTOC_API_VERSION", DEFAULT_API_VERSION) or None
+        return cls(
+            database_url=env.get("DATABASE_URL") or None,
+            secret_key=env.get("FINTOC_SECRET_KEY") or None,
+            api_url=(env.get("FINTOC_API_URL") or DEFAULT_API_URL).rstrip("/"),
+            api_version=api_version,
+            encryption_key=env.get("FINTOC_SYNC_ENCRYPTION_KEY") or None,
+            data_dir=default_data_dir(env),
+            requests_per_second=_float(env, "FINTOC_SYNC_REQUESTS_PER_SECOND", 20.0),
+            concurrency=_int(env, "FINTOC_SYNC_CONCURRENCY", 4),
+            http_timeout=_float(env, "FINTOC_SYNC_HTTP_TIMEOUT", 30.0),
+            movements_lookback_days=_int(env, "FINTOC_SYNC_LOOKBACK_DAYS", 7),
+            movements_initial_days=_int(env, "FINTOC_SYNC_INITIAL_DAYS", 30),
+            insecure=env.get("FINTOC_SYNC_INSECURE", "") in {"1", "true", "yes"},
+        )
+
+    def with_overrides(self, **changes: object) -> Settings:
+        """A copy with CLI flags applied (None means: keep the environment's value)."""
+        kept = {k: v for k, v in changes.items() if v is not None}
+        return replace(self, **kept)  # type: ignore[arg-type]
+
+    def require_secret_key(self) -> str:
+        """The API secret key, or a ConfigError that says how to set it."""
+        if not self.secret_key:
+            raise ConfigError(
+                "FINTOC_SECRET_KEY is not set; export your sk_test_… or sk_live_… key "
+                "(or run `fintoc-sync demo`, which needs none)"
+            )
+        return self.secret_key
+
+    def require_encryption_key(self) -> str:
+        """The Fernet key for link tokens, or a ConfigError that says how to make one."""
+        if not self.encryption_key:
+            raise ConfigError(
+                "FINTOC_SYNC_ENCRYPTION_KEY is not set; it encrypts link tokens at rest. "
+                'Make one with: python -c "from cryptography.fernet import Fernet; '
+                'print(Fernet.generate_key().decode())"'
+            )
+        return self.encryption_key
+
+    def checked_api_url(self) -> str:
+        """The API base URL, refusing plain http to anything but loopback."""
+        url = self.api_url
+        scheme = urlsplit(url).scheme
+        if scheme not in {"http", "https"}:
+            raise ConfigError(f"FINTOC_API_URL must be an http(s) URL, got {url!r}")
+        if scheme == "http" and not is_loopback_url(url) and not self.insecure:
+            raise ConfigError(
+                "FINTOC_API_URL uses plain http:// to a non-loopback host; the secret key "
+                "would travel unencrypted. Use https://, or pass --insecure if you must."
+            )
+        return url
