@@ -13,6 +13,7 @@
     │   ├── LinkError                   404 token, link_error, 406     (link: skip this link)
     │   └── InvalidRequestError         400/422 and other 4xx          (link)
     └── PayloadError                    the API sent data we cannot use (link; has .field)
+        ├── MalformedBodyError          a 200 whose body is not JSON (often truncated; retried)
         └── PaginationError             pages repeat forever / page cap exceeded
 
 Every class carries two class attributes so callers decide by behaviour, not by type:
@@ -80,9 +81,13 @@ class ApiError(FintocSyncError):
 
 
 class RetriableError(ApiError):
-    """A transient failure: the same request may succeed later."""
+    """A transient failure: the same request may succeed later.
+
+    ``retry_after`` holds the server's ``Retry-After`` in seconds when it sent one.
+    """
 
     retriable: ClassVar[bool] = True
+    retry_after: float | None = None
 
 
 class RateLimitedError(RetriableError):
@@ -120,6 +125,15 @@ class PayloadError(FintocSyncError):
         super().__init__(message)
         self.message = message
         self.field = field
+
+
+class MalformedBodyError(PayloadError):
+    """A successful response whose body is not valid JSON, usually a truncated read.
+
+    Retriable: the client tries again a couple of times before giving up.
+    """
+
+    retriable: ClassVar[bool] = True
 
 
 class PaginationError(PayloadError):
