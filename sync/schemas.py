@@ -169,7 +169,9 @@ class _Reader:
     def __init__(self, obj: object, kind: str, prefix: str = "") -> None:
         self.kind, self.prefix = kind, prefix
         if not isinstance(obj, dict):
-            raise PayloadError(f"{kind}: expected a JSON object, got {_show(obj)}", field=prefix)
+            raise PayloadError(
+                f"{kind}: expected a JSON object, got {_show(obj)}", field=prefix or "<object>"
+            )
         self.obj: dict[str, Any] = obj
         self.where = kind
         self.id = self._id() if not prefix else None
