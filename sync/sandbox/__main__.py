@@ -1,0 +1,27 @@
+"""``python -m sync.sandbox --port N --seed S [--links N]``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from sync.sandbox.app import serve_forever
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Parse the flags and serve until SIGINT/SIGTERM."""
+    parser = argparse.ArgumentParser(
+        prog="python -m sync.sandbox",
+        description="Serve the local Fintoc-compatible sandbox API. Prints its URL, the "
+        "accepted secret key and the link tokens, one per line.",
+    )
+    parser.add_argument("--port", type=int, default=8787, help="0 picks a free port")
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--links", type=int, default=None, help="generate N links")
+    parser.add_argument("--host", default="127.0.0.1")
+    args = parser.parse_args(argv)
+    serve_forever(args.port, args.seed, args.links, sys.stdout, host=args.host)
+
+
+if __name__ == "__main__":
+    main()

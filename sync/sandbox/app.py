@@ -1,0 +1,110 @@
+"""``Sandbox``: the world, the faults and the HTTP server, run in a background thread."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from types import FrameType, TracebackType
+from typing import Any, TextIO
+
+from sync.sandbox.faults import Faults
+from sync.sandbox.server import SANDBOX_SECRET_KEY, SandboxHTTPServer
+from sync.sandbox.world import World
+
+
+class Sandbox:
+    """A local Fintoc-compatible API. ``port=0`` picks a free port."""
+
+    def __init__(
+        self,
+        seed: int = 42,
+        n_links: int | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        secret_key: str = SANDBOX_SECRET_KEY,
+    ) -> None:
+        self.world = World(seed=seed, n_links=n_links)
+        self.faults = Faults()
+        self.secret_key = secret_key
+        self._address = (host, port)
+        self._server: SandboxHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        """``http://HOST:PORT`` of the running server."""
+        if self._server is None:
+            raise RuntimeError("the sandbox is not started")
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def start(self) -> Sandbox:
+        """Bind and serve in a daemon thread; returns self."""
+        if self._server is None:
+            self._server = SandboxHTTPServer(
+                self._address, self.world, self.faults, self.secret_key
+            )
+            self._thread = threading.Thread(
+                target=self._server.serve_forever, name="fintoc-sandbox", daemon=True
+            )
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and close the socket."""
+        server, self._server = self._server, None
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def __enter__(self) -> Sandbox:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def link_tokens(self) -> list[str]:
+        """Tokens of every link that currently exists (newest link first)."""
+        return self.world.link_tokens()
+
+    def advance(self, hours: float = 0, days: float = 0) -> None:
+        """Move the sandbox clock forward; the world evolves deterministically."""
+        self.world.advance(hours=hours, days=days)
+
+    def truth(self, movements: bool | None = None) -> dict[str, Any]:
+        """JSON-able snapshot of all state (movements included for small orgs)."""
+        return self.world.truth(movements=movements)
+
+
+def serve_forever(
+    port: int, seed: int, n_links: int | None, out: TextIO, host: str = "127.0.0.1"
+) -> None:
+    """Run a sandbox in the foreground until SIGINT/SIGTERM.
+
+    Prints the URL, the accepted secret key, then one link token per line, and flushes
+    so that a parent process can read them before the first request.
+    """
+    stop = threading.Event()
+
+    def _on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    sandbox = Sandbox(seed=seed, n_links=n_links, host=host, port=port).start()
+    try:
+        out.write(f"{sandbox.url}\n{sandbox.secret_key}\n")
+        out.writelines(f"{token}\n" for token in sandbox.link_tokens())
+        out.flush()
+        stop.wait()
+    finally:
+        sandbox.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

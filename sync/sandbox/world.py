@@ -1,0 +1,253 @@
+"""The sandbox's truth: links, accounts, lazily generated movements, and the clock.
+
+Evolution is tick-based: the clock moves in ``advance`` and every 6-hour tick crossed
+(at absolute times ``EPOCH + k * TICK``) applies changes decided by ``(seed, k)``. So
+the state depends only on the seed and the clock, not on how the advances were split.
+
+What a tick does, per link that is not deleted (the seed example link is frozen for its
+first 7 days so its payload stays exactly the documented one):
+
+* a scripted change, if the catalog scheduled one for this tick, else small random
+  chances: ``active`` → ``login_required``, back to ``active``, or deletion;
+* for links that are active and healthy: ``last_time_refreshed`` and each account's
+  ``refreshed_at`` become the tick time, and each account's balance changes with the
+  account's ``volatility`` probability (others keep the identical balance).
+
+Movements evolve by themselves as a function of the clock (see ``movements.py``): new
+ones arrive, late postings appear with old post dates, pending checks resolve to
+confirmed or reversed, and about 1% are later removed.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sync.sandbox import _rand, generate, render
+from sync.sandbox.catalog import default_org
+from sync.sandbox.clock import EPOCH, TICK, fmt_ts
+from sync.sandbox.model import Account, Balance, Link
+from sync.sandbox.movements import Movement, MovementSource
+
+_CREDIT_TYPES = ("line_of_credit", "credit_card")
+#: ``truth()`` lists movements by default only for orgs up to this many accounts.
+TRUTH_MOVEMENTS_MAX_ACCOUNTS = 200
+
+
+class World:
+    """All sandbox state. Public methods are thread-safe (one re-entrant lock)."""
+
+    def __init__(self, seed: int = 42, n_links: int | None = None) -> None:
+        self.seed = seed
+        self.now = EPOCH
+        self.tick = 0
+        self.lock = threading.RLock()
+        pairs = default_org() if n_links is None else generate.links(seed, n_links)
+        self.links: dict[str, Link] = {}
+        self.accounts: dict[str, Account] = {}
+        for link, accounts in pairs:
+            link.account_ids = [a.id for a in accounts]
+            self.links[link.id] = link
+            self.accounts.update((a.id, a) for a in accounts)
+        self._by_token = {link.token: link.id for link in self.links.values()}
+        self.movement_source = MovementSource(seed, EPOCH)
+
+    # -- queries -------------------------------------------------------------------
+
+    def link_tokens(self) -> list[str]:
+        """Tokens of every link that currently exists, in list order (newest first)."""
+        with self.lock:
+            return [link.token for link in self.list_links()]
+
+    def list_links(self, status: str | None = None) -> list[Link]:
+        """Existing links, newest first, optionally filtered by status."""
+        with self.lock:
+            live = [x for x in self.links.values() if x.deleted_at is None]
+            if status is not None:
+                live = [x for x in live if x.status == status]
+            return sorted(live, key=lambda x: (x.created_at[:19], x.id), reverse=True)
+
+    def link_by_token(self, token: str) -> Link | None:
+        """The existing link with this token (deleted links' tokens are invalid)."""
+        with self.lock:
+            link = self.links.get(self._by_token.get(token, ""))
+            return link if link is not None and link.deleted_at is None else None
+
+    def link_by_id(self, link_id: str) -> Link | None:
+        """The existing link with this id."""
+        with self.lock:
+            link = self.links.get(link_id)
+            return link if link is not None and link.deleted_at is None else None
+
+    def accounts_of(self, link: Link) -> list[Account]:
+        """The link's accounts, in catalog order."""
+        with self.lock:
+            return [self.accounts[a] for a in link.account_ids]
+
+    def account_of(self, link: Link, account_id: str) -> Account | None:
+        """The account if it belongs to the link."""
+        with self.lock:
+            return self.accounts.get(account_id) if account_id in link.account_ids else None
+
+    def next_refresh(self, link: Link) -> str | None:
+        """When the account will next refresh; null when the link does not refresh."""
+        if not link.active or link.status != "active":
+            return None
+        return fmt_ts(EPOCH + (self.tick + 1) * TICK)
+
+    def movements(
+        self,
+        account: Account,
+        since: date | None = None,
+        until: date | None = None,
+        confirmed_only: bool = True,
+    ) -> list[Movement]:
+        """Visible movements, post_date in ``[since, until)``, newest first."""
+        with self.lock:
+            now = self.now
+        last = now.date() if until is None else min(now.date(), until - timedelta(days=1))
+        first = account.history_start if since is None else since
+        found = []
+        for mov in self.movement_source.newest_first(account, first, last):
+            if not mov.visible(now):
+                continue
+            if confirmed_only and mov.status(now) != "confirmed":
+                continue
+            found.append(mov)
+        return found
+
+    def movement(self, account: Account, movement_id: str) -> Movement | None:
+        """One visible movement of the account, whatever its status."""
+        for mov in self.movements(account, confirmed_only=False):
+            if mov.id == movement_id:
+                return mov
+        return None
+
+    # -- mutations -----------------------------------------------------------------
+
+    def set_active(self, link: Link, active: bool) -> None:
+        """PATCH ``active``: false ⇒ status ``inactive``; true ⇒ ``active``."""
+        with self.lock:
+            link.active = active
+            link.status = "active" if active else "inactive"
+
+    def delete(self, link: Link) -> None:
+        """DELETE: the link leaves the list and its token stops working."""
+        with self.lock:
+            link.deleted_at = self.now
+
+    def advance(self, hours: float = 0, days: float = 0) -> None:
+        """Move the clock forward, applying every tick crossed."""
+        delta = timedelta(hours=hours, days=days)
+        if delta < timedelta(0):
+            raise ValueError("the sandbox clock only moves forward")
+        with self.lock:
+            self.now += delta
+            target = int((self.now - EPOCH) / TICK)
+            while self.tick < target:
+                self.tick += 1
+                self._apply_tick(self.tick)
+
+    # -- evolution -----------------------------------------------------------------
+
+    def _apply_tick(self, k: int) -> None:
+        at = EPOCH + k * TICK
+        for link in self.links.values():
+            if link.deleted_at is not None:
+                continue
+            if link.frozen_until is not None and at < link.frozen_until:
+                continue
+            self._evolve_status(link, k, at)
+            if link.deleted_at is None and link.active and link.status == "active":
+                self._refresh(link, k, at)
+
+    def _evolve_status(self, link: Link, k: int, at: datetime) -> None:
+        action = link.script.get(k)
+        if action is None and link.active and not link.legacy:
+            action = self._random_action(link, k)
+        if action == "delete":
+            link.deleted_at = at
+        elif action in ("active", "login_required"):
+            link.status = action
+
+    def _random_action(self, link: Link, k: int) -> str | None:
+        u = _rand.unit(self.seed, "status", link.id, k)
+        if link.status == "active" and u < link.flip_rate:
+            return "login_required"
+        if link.status == "login_required" and u < link.recover_rate:
+            return "active"
+        if _rand.unit(self.seed, "delete", link.id, k) < link.delete_rate:
+            return "delete"
+        return None
+
+    def _refresh(self, link: Link, k: int, at: datetime) -> None:
+        millis = int(_rand.unit(self.seed, "ms", link.id, k) * 1000)
+        stamp = fmt_ts(at + timedelta(milliseconds=millis))
+        link.last_time_refreshed = stamp
+        link.refresh_status = "idle"
+        for account in self.accounts_of(link):
+            account.refreshed_at = stamp
+            if _rand.unit(self.seed, "balance", account.id, k) < account.volatility:
+                account.balance = self._moved_balance(account, k)
+
+    def _moved_balance(self, account: Account, k: int) -> Balance:
+        r = _rand.rng(self.seed, "delta", account.id, k)
+        old = account.balance
+        step = max(1000, abs(old.current) // 20)
+        delta = r.randint(1, step) * r.choice([-1, 1])
+        if account.type in _CREDIT_TYPES:
+            value = min(max(old.available + delta, 0), old.limit)
+            return Balance(value, value, old.limit)
+        return Balance(old.available + delta, old.current + delta, old.limit + delta)
+
+    # -- truth ---------------------------------------------------------------------
+
+    def truth(self, movements: bool | None = None) -> dict[str, Any]:
+        """A JSON-able snapshot of everything, for invariant checks."""
+        with self.lock:
+            if movements is None:
+                movements = len(self.accounts) <= TRUTH_MOVEMENTS_MAX_ACCOUNTS
+            snapshot: dict[str, Any] = {
+                "seed": self.seed,
+                "clock": fmt_ts(self.now),
+                "tick": self.tick,
+                "links": [self._link_truth(x) for x in self.links.values()],
+                "accounts": [self._account_truth(a) for a in self.accounts.values()],
+            }
+            if movements:
+                snapshot["movements"] = {
+                    a.id: self._movements_truth(a) for a in self.accounts.values()
+                }
+            return snapshot
+
+    def _link_truth(self, link: Link) -> dict[str, Any]:
+        payload = render.link(link, None)
+        payload.update(
+            link_token=link.token,
+            status=link.status,
+            active=link.active,
+            refresh_status=link.refresh_status,
+            last_time_refreshed=link.last_time_refreshed,
+            legacy=link.legacy,
+            deleted=link.deleted_at is not None,
+            deleted_at=None if link.deleted_at is None else fmt_ts(link.deleted_at),
+            account_ids=list(link.account_ids),
+        )
+        return payload
+
+    def _account_truth(self, account: Account) -> dict[str, Any]:
+        payload = render.account(account, full=True)
+        payload["link_id"] = account.link_id
+        return payload
+
+    def _movements_truth(self, account: Account) -> list[dict[str, Any]]:
+        now = self.now
+        out = []
+        for mov in self.movement_source.newest_first(account, account.history_start, now.date()):
+            if mov.available_at > now:
+                continue
+            item = mov.to_json(now)
+            item["removed"] = not mov.visible(now)
+            out.append(item)
+        return out
