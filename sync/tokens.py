@@ -1,0 +1,122 @@
+"""Link tokens at rest: Fernet-encrypted, found by a SHA-256 fingerprint.
+
+A link token is the only credential that reads a holder's bank data, and Fintoc
+returns it exactly once (fintoc-api.md §9.1), so we keep it encrypted and never
+print it. The fingerprint lets `links add` refuse duplicates without decrypting.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from cryptography.fernet import Fernet, InvalidToken
+from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
+
+from models import LinkToken
+from sync.errors import ConfigError
+
+
+def fingerprint(token: str) -> str:
+    """A stable, non-reversible id for a (high-entropy) token."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def make_cipher(key: str) -> Fernet:
+    """A Fernet cipher from the configured key, with a clear error if it is malformed."""
+    try:
+        return Fernet(key.encode())
+    except (ValueError, TypeError):
+        raise ConfigError(
+            "FINTOC_SYNC_ENCRYPTION_KEY is not a valid Fernet key "
+            "(32 url-safe base64-encoded bytes, as Fernet.generate_key() makes)"
+        ) from None
+
+
+@dataclass(frozen=True)
+class StoredToken:
+    """A decrypted token with what we know about it; repr never shows the token."""
+
+    fingerprint: str
+    link_id: str | None
+    token: str
+
+    def __repr__(self) -> str:
+        return f"StoredToken(fingerprint={self.fingerprint[:12]}…, link_id={self.link_id!r})"
+
+
+def add_tokens(session: Session, cipher: Fernet, tokens: Iterable[str], now: datetime) -> int:
+    """Register tokens (encrypted); return how many were new. Never commits."""
+    added = 0
+    for raw in tokens:
+        token = raw.strip()
+        if not token:
+            continue
+        stmt = (
+            insert(LinkToken)
+            .values(
+                fingerprint=fingerprint(token),
+                token_encrypted=cipher.encrypt(token.encode()),
+                added_at=now,
+            )
+            .on_conflict_do_nothing(index_elements=["fingerprint"])
+        )
+        added += session.execute(stmt).rowcount or 0  # type: ignore[attr-defined]
+    return added
+
+
+def load_tokens(session: Session, cipher: Fernet) -> list[StoredToken]:
+    """Every registered token, decrypted; a wrong key is a ConfigError, not data loss."""
+    rows = session.execute(
+        select(LinkToken.fingerprint, LinkToken.link_id, LinkToken.token_encrypted).order_by(
+            LinkToken.added_at, LinkToken.fingerprint
+        )
+    ).all()
+    return [StoredToken(fp, link_id, _decrypt(cipher, blob)) for fp, link_id, blob in rows]
+
+
+def _decrypt(cipher: Fernet, blob: bytes) -> str:
+    try:
+        return cipher.decrypt(bytes(blob)).decode()
+    except InvalidToken:
+        raise ConfigError(
+            "cannot decrypt the stored link tokens with FINTOC_SYNC_ENCRYPTION_KEY: "
+            "it is not the key they were stored with"
+        ) from None
+
+
+def bind_token(session: Session, fp: str, link_id: str, now: datetime) -> None:
+    """Record which link a token opens (learned from GET /v1/links/{token})."""
+    # A token for a link that already had another token: the old one is stale.
+    session.execute(
+        update(LinkToken)
+        .where(LinkToken.link_id == link_id, LinkToken.fingerprint != fp)
+        .values(link_id=None)
+    )
+    session.execute(
+        update(LinkToken)
+        .where(LinkToken.fingerprint == fp)
+        .values(link_id=link_id, last_used_at=now, invalid_since=None)
+    )
+
+
+def mark_invalid(session: Session, fp: str, now: datetime) -> None:
+    """The API said the token is unknown or revoked; keep it, flag it."""
+    session.execute(
+        update(LinkToken)
+        .where(LinkToken.fingerprint == fp, LinkToken.invalid_since.is_(None))
+        .values(invalid_since=now)
+    )
+
+
+def rotate_key(session: Session, old: Fernet, new: Fernet) -> int:
+    """Re-encrypt every token under a new key, in the caller's transaction."""
+    rows = session.execute(select(LinkToken).with_for_update()).scalars().all()
+    for row in rows:
+        row.token_encrypted = new.encrypt(_decrypt(old, row.token_encrypted).encode())
+    session.flush()
+    return len(rows)
