@@ -55,8 +55,8 @@ def _upsert(
         new = tuple(stmt.excluded[c] for c in compare)
         changed = _row(old).is_distinct_from(_row(new))
         stmt = stmt.on_conflict_do_update(index_elements=["id"], set_=sets, where=changed)
-        result: CursorResult[Any] = session.execute(stmt)  # type: ignore[assignment]
-        written += result.rowcount or 0
+        # RETURNING counts reliably (rowcount is -1 when SQLAlchemy splits the batch).
+        written += len(session.execute(stmt.returning(table.c.id)).all())
     return written
 
 

@@ -47,6 +47,8 @@ def setup_logging(
     # httpx logs every request URL at INFO; the filter scrubs it, but keep it at DEBUG only.
     logging.getLogger("httpx").setLevel(max(logging.WARNING, root.level))
     logging.getLogger("httpcore").setLevel(max(logging.WARNING, root.level))
+    # Alembic announces its plugins on every schema check; only warnings matter to users.
+    logging.getLogger("alembic").setLevel(max(logging.WARNING, root.level))
     return _FILTER
 
 

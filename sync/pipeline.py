@@ -244,6 +244,12 @@ class Pipeline:
             return
         with self.sessions() as session:
             stored = tokens.load_tokens(session, self.cipher)
+            gone = set(session.scalars(select(Link.id).where(Link.deleted_at.is_not(None))))
+        # A link deleted at Fintoc invalidates its token (fintoc-api.md §2): not a failure.
+        skipped = [t for t in stored if t.link_id in gone]
+        stored = [t for t in stored if t.link_id not in gone]
+        if skipped:
+            log.info("%d link(s) were deleted at Fintoc; their tokens are skipped", len(skipped))
         if only is not None:
             stored = [t for t in stored if t.link_id in (only, None)]
         if not stored:
@@ -257,6 +263,7 @@ class Pipeline:
     def _sync_one(self, run: RunContext, token: tokens.StoredToken, only: str | None) -> None:
         if self.stop.is_set():
             return
+        payload: object = None
         try:
             payload = self.client.get_link(token.token)
             link, accounts = schemas.parse_link_with_accounts(payload)
@@ -267,7 +274,7 @@ class Pipeline:
             self.stop.set()  # every other request would be refused too
             raise
         except Exception as exc:  # one link's failure must not stop the others
-            self._record_failure(run, token, exc)
+            self._record_failure(run, token, exc, token.link_id or _guess_id(payload))
 
     def _load_link(
         self,
@@ -304,19 +311,21 @@ class Pipeline:
             acc_result.snapshots,
         )
 
-    def _record_failure(self, run: RunContext, token: tokens.StoredToken, exc: Exception) -> None:
+    def _record_failure(
+        self, run: RunContext, token: tokens.StoredToken, exc: Exception, link_id: str | None
+    ) -> None:
         kind, message = describe(exc)
-        run.fail(LinkFailure(token.link_id, kind, message))
+        run.fail(LinkFailure(link_id, kind, message))
         try:
             with self.sessions.begin() as session:
                 if isinstance(exc, LinkError) and isinstance(exc, ApiError) and exc.status == 404:
                     tokens.mark_invalid(session, token.fingerprint, self.clock())
-                if token.link_id is not None:
+                if link_id is not None:
                     session.execute(
-                        update(Link).where(Link.id == token.link_id).values(last_sync_error=message)
+                        update(Link).where(Link.id == link_id).values(last_sync_error=message)
                     )
         except Exception:  # the database itself may be what failed
-            log.warning("could not record the failure of link %s", token.link_id or "?")
+            log.warning("could not record the failure of link %s", link_id or "?")
 
 
 def _guess_id(obj: object) -> str | None:

@@ -20,7 +20,7 @@ _PATTERNS: tuple[re.Pattern[str], ...] = (
     # ?link_token=<anything up to a delimiter>, also URL-encoded or in JSON-ish text
     re.compile(r"(link_token(?:=|%3D|\"?\s*[:=]\s*\"?))[^&\s\"'<>;,)\]}]+", re.IGNORECASE),
     # /v1/links/<token> but not the collection route /v1/links/exchange
-    re.compile(r"(/v1/links/)(?!exchange\b)[^/?#\s\"'<>;,)\]}]+"),
+    re.compile(r"(/v1/links/)(?!exchange\b|\{)[^/?#\s\"'<>;,)\]}]+"),
     # the documented token shape, wherever it appears
     re.compile(r"()\blink_[A-Za-z0-9]+_token_[A-Za-z0-9_\-]+"),
     # secret (and, harmlessly, public) keys

@@ -64,8 +64,9 @@ def add_tokens(session: Session, cipher: Fernet, tokens: Iterable[str], now: dat
                 added_at=now,
             )
             .on_conflict_do_nothing(index_elements=["fingerprint"])
+            .returning(LinkToken.fingerprint)
         )
-        added += session.execute(stmt).rowcount or 0  # type: ignore[attr-defined]
+        added += len(session.execute(stmt).all())
     return added
 
 
