@@ -30,5 +30,9 @@ def rng(seed: int, *parts: object) -> random.Random:
 
 def ident(seed: int, *parts: object, length: int = 16) -> str:
     """A base62 identifier like Fintoc's (``nMNejK7BT8oGbvO4``)."""
-    r = rng(seed, "id", *parts)
-    return "".join(r.choice(_ALPHABET) for _ in range(length))
+    number = int.from_bytes(hashlib.blake2b(_digest(seed, ("id", *parts)), digest_size=32).digest())
+    chars = []
+    for _ in range(length):
+        number, digit = divmod(number, 62)
+        chars.append(_ALPHABET[digit])
+    return "".join(chars)

@@ -100,18 +100,29 @@ class Movement:
 
 
 class MovementSource:
-    """Generates movements on demand, caching a bounded number of account-days."""
+    """Generates movements on demand, caching a bounded number of account-days.
 
-    def __init__(self, seed: int, epoch: datetime, cache_days: int = 20_000) -> None:
+    The cache is process-wide: a day's movements depend only on (seed, account, day),
+    so sandboxes with the same seed (a test suite starts many) share the work.
+    """
+
+    _cache: OrderedDict[tuple[int, str, date], tuple[Movement, ...]] = OrderedDict()
+    _cache_days = 50_000
+    _lock = threading.Lock()
+
+    @classmethod
+    def clear_cache(cls) -> None:
+        """Forget every generated day (tests use it to prove regeneration is identical)."""
+        with cls._lock:
+            cls._cache.clear()
+
+    def __init__(self, seed: int, epoch: datetime) -> None:
         self._seed = seed
         self._epoch = epoch
-        self._cache: OrderedDict[tuple[str, date], tuple[Movement, ...]] = OrderedDict()
-        self._cache_days = cache_days
-        self._lock = threading.Lock()
 
     def day(self, account: Account, day: date) -> tuple[Movement, ...]:
         """All movements ever generated for ``account`` on ``day``, oldest first."""
-        key = (account.id, day)
+        key = (self._seed, account.id, day)
         with self._lock:
             hit = self._cache.get(key)
             if hit is not None:
