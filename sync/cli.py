@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TextIO
@@ -233,6 +234,8 @@ COMMANDS: dict[str, Handler] = {
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     """Entry point of `fintoc-sync` and `python -m sync`."""
     out = out or sys.stdout
+    # platformdirs (via the embedded Postgres) warns when XDG_RUNTIME_DIR is unset: harmless.
+    warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
