@@ -179,6 +179,8 @@ def cmd_sync(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
     """One cycle now; the exit code tells whether every link synced."""
     from sync import commands
 
+    settings.require_secret_key()  # configuration first: fail before touching anything
+    settings.checked_api_url()
     engine = _ready_engine(settings, pool_size=settings.concurrency + 2)
     report = commands.run_sync_once(engine, settings, link_id=args.link)
     commands.print_report(report, out)
