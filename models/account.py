@@ -23,8 +23,12 @@ class Account(SeenMixin, Base):
     link_id: Mapped[str] = mapped_column(
         Text, ForeignKey("links.id"), nullable=False, comment="The link that owns the account"
     )
-    name: Mapped[str | None] = mapped_column(Text, comment="Standardized name, e.g. Cuenta Corriente")
-    official_name: Mapped[str | None] = mapped_column(Text, comment="The bank's name for the product")
+    name: Mapped[str | None] = mapped_column(
+        Text, comment="Standardized name, e.g. Cuenta Corriente"
+    )
+    official_name: Mapped[str | None] = mapped_column(
+        Text, comment="The bank's name for the product"
+    )
     number: Mapped[str | None] = mapped_column(Text, comment="Account number (may be null)")
     type: Mapped[str | None] = mapped_column(
         Text, comment="checking_account, sight_account, line_of_credit, … (free text)"
@@ -44,8 +48,12 @@ class Account(SeenMixin, Base):
     refreshed_at: Mapped[datetime | None] = mapped_column(
         tstz(), comment="When Fintoc last refreshed the account; null until the first refresh"
     )
-    next_refresh: Mapped[datetime | None] = mapped_column(tstz(), comment="Fintoc's next scheduled refresh")
-    refresh_status: Mapped[str | None] = mapped_column(Text, comment="Fintoc refresh status, free text")
+    next_refresh: Mapped[datetime | None] = mapped_column(
+        tstz(), comment="Fintoc's next scheduled refresh"
+    )
+    refresh_status: Mapped[str | None] = mapped_column(
+        Text, comment="Fintoc refresh status, free text"
+    )
     removed_from_link: Mapped[bool | None] = mapped_column(
         Boolean, comment="True once the bank stopped reporting this account"
     )
@@ -65,4 +73,6 @@ class MovementCursor(Base):
         nullable=False,
         comment="Every movement with post_date on or before this date was read completely",
     )
-    updated_at: Mapped[datetime] = mapped_column(tstz(), nullable=False, comment="When it last moved")
+    updated_at: Mapped[datetime] = mapped_column(
+        tstz(), nullable=False, comment="When it last moved"
+    )

@@ -29,7 +29,9 @@ class BalanceSnapshot(Base):
     observed_at: Mapped[datetime] = mapped_column(
         tstz(), nullable=False, comment="When fintoc-sync observed this balance"
     )
-    balance_available: Mapped[int | None] = mapped_column(BigInteger, comment="Available, minor units")
+    balance_available: Mapped[int | None] = mapped_column(
+        BigInteger, comment="Available, minor units"
+    )
     balance_current: Mapped[int | None] = mapped_column(BigInteger, comment="Current, minor units")
     balance_limit: Mapped[int | None] = mapped_column(BigInteger, comment="Limit, minor units")
     currency: Mapped[str | None] = mapped_column(Text, comment="ISO 4217 code of the amounts")

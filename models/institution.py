@@ -14,6 +14,10 @@ class Institution(SeenMixin, Base):
     __tablename__ = "institutions"
     __table_args__ = {"comment": "Financial institutions seen in links (Fintoc institution object)"}
 
-    id: Mapped[str] = mapped_column(Text, primary_key=True, comment="Fintoc id, e.g. cl_banco_de_chile")
+    id: Mapped[str] = mapped_column(
+        Text, primary_key=True, comment="Fintoc id, e.g. cl_banco_de_chile"
+    )
     name: Mapped[str | None] = mapped_column(Text, comment="Display name")
-    country: Mapped[str | None] = mapped_column(Text, comment="Lower-case ISO country code, e.g. cl")
+    country: Mapped[str | None] = mapped_column(
+        Text, comment="Lower-case ISO country code, e.g. cl"
+    )

@@ -36,8 +36,12 @@ class Link(SeenMixin, Base):
     status: Mapped[str | None] = mapped_column(
         Text, comment="active, login_required, inactive (free text: new values pass through)"
     )
-    refresh_status: Mapped[str | None] = mapped_column(Text, comment="Fintoc refresh status, free text")
-    created_at: Mapped[datetime | None] = mapped_column(tstz(), comment="When the link was created at Fintoc")
+    refresh_status: Mapped[str | None] = mapped_column(
+        Text, comment="Fintoc refresh status, free text"
+    )
+    created_at: Mapped[datetime | None] = mapped_column(
+        tstz(), comment="When the link was created at Fintoc"
+    )
     last_time_refreshed: Mapped[datetime | None] = mapped_column(
         tstz(), comment="Last time Fintoc refreshed the link's accounts"
     )
@@ -70,7 +74,9 @@ class LinkToken(Base):
         unique=True,
         comment="The link this token opens, known after the first successful fetch",
     )
-    added_at: Mapped[datetime] = mapped_column(tstz(), nullable=False, comment="When it was registered")
+    added_at: Mapped[datetime] = mapped_column(
+        tstz(), nullable=False, comment="When it was registered"
+    )
     last_used_at: Mapped[datetime | None] = mapped_column(
         tstz(), comment="Last time a sync used it successfully"
     )

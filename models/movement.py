@@ -40,13 +40,17 @@ class Movement(SeenMixin, Base):
     status: Mapped[str | None] = mapped_column(
         Text, comment="confirmed, pending, reversed, duplicated (free text)"
     )
-    pending: Mapped[bool | None] = mapped_column(Boolean, comment="True while a check is unconfirmed")
+    pending: Mapped[bool | None] = mapped_column(
+        Boolean, comment="True while a check is unconfirmed"
+    )
     reference_id: Mapped[str | None] = mapped_column(Text, comment="Bank operation/document number")
     comment: Mapped[str | None] = mapped_column(Text, comment="Transfer comment (glosa)")
     sender_holder_id: Mapped[str | None] = mapped_column(Text, comment="Sender's tax id")
     sender_holder_name: Mapped[str | None] = mapped_column(Text, comment="Sender's name")
     sender_number: Mapped[str | None] = mapped_column(Text, comment="Sender's account number")
-    sender_institution_id: Mapped[str | None] = mapped_column(Text, comment="Sender's institution id")
+    sender_institution_id: Mapped[str | None] = mapped_column(
+        Text, comment="Sender's institution id"
+    )
     recipient_holder_id: Mapped[str | None] = mapped_column(Text, comment="Recipient's tax id")
     recipient_holder_name: Mapped[str | None] = mapped_column(Text, comment="Recipient's name")
     recipient_number: Mapped[str | None] = mapped_column(Text, comment="Recipient's account number")
@@ -86,7 +90,9 @@ class MovementChange(Base):
     new_values: Mapped[dict[str, Any]] = mapped_column(
         JSONB, nullable=False, comment="Changed columns after"
     )
-    from_status: Mapped[str | None] = mapped_column(Text, comment="status before (for quick queries)")
+    from_status: Mapped[str | None] = mapped_column(
+        Text, comment="status before (for quick queries)"
+    )
     to_status: Mapped[str | None] = mapped_column(Text, comment="status after")
     observed_at: Mapped[datetime] = mapped_column(
         tstz(), nullable=False, comment="When fintoc-sync observed the change"
@@ -102,9 +108,13 @@ class BackfillChunk(Base):
     account_id: Mapped[str] = mapped_column(
         Text, ForeignKey("accounts.id"), primary_key=True, comment="The account"
     )
-    since: Mapped[date] = mapped_column(Date, primary_key=True, comment="First post_date of the chunk")
+    since: Mapped[date] = mapped_column(
+        Date, primary_key=True, comment="First post_date of the chunk"
+    )
     until: Mapped[date] = mapped_column(
         Date, primary_key=True, comment="Exclusive end post_date of the chunk"
     )
     movements: Mapped[int] = mapped_column(Integer, nullable=False, comment="Movements read")
-    completed_at: Mapped[datetime] = mapped_column(tstz(), nullable=False, comment="When it finished")
+    completed_at: Mapped[datetime] = mapped_column(
+        tstz(), nullable=False, comment="When it finished"
+    )

@@ -21,15 +21,23 @@ class SyncRun(Base):
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, comment="Run id")
     kind: Mapped[str] = mapped_column(Text, nullable=False, comment="sync, backfill or daemon")
     started_at: Mapped[datetime] = mapped_column(tstz(), nullable=False, comment="Start time")
-    finished_at: Mapped[datetime | None] = mapped_column(tstz(), comment="End time; null while running")
+    finished_at: Mapped[datetime | None] = mapped_column(
+        tstz(), comment="End time; null while running"
+    )
     status: Mapped[str] = mapped_column(
         Text,
         nullable=False,
         comment="running, succeeded, partial (some links failed), failed, interrupted",
     )
-    links_total: Mapped[int] = mapped_column(Integer, nullable=False, default=0, comment="Links seen")
-    links_synced: Mapped[int] = mapped_column(Integer, nullable=False, default=0, comment="Links synced")
-    links_failed: Mapped[int] = mapped_column(Integer, nullable=False, default=0, comment="Links failed")
+    links_total: Mapped[int] = mapped_column(
+        Integer, nullable=False, default=0, comment="Links seen"
+    )
+    links_synced: Mapped[int] = mapped_column(
+        Integer, nullable=False, default=0, comment="Links synced"
+    )
+    links_failed: Mapped[int] = mapped_column(
+        Integer, nullable=False, default=0, comment="Links failed"
+    )
     accounts_upserted: Mapped[int] = mapped_column(
         Integer, nullable=False, default=0, comment="Accounts inserted or changed"
     )
@@ -49,6 +57,11 @@ class SyncRun(Base):
         Integer, nullable=False, default=0, comment="Movements soft-deleted"
     )
     errors: Mapped[list[dict[str, Any]]] = mapped_column(
-        JSONB, nullable=False, default=list, comment="Per-link errors: link_id, kind, message (redacted)"
+        JSONB,
+        nullable=False,
+        default=list,
+        comment="Per-link errors: link_id, kind, message (redacted)",
     )
-    error_summary: Mapped[str | None] = mapped_column(Text, comment="One-line summary of what failed")
+    error_summary: Mapped[str | None] = mapped_column(
+        Text, comment="One-line summary of what failed"
+    )
