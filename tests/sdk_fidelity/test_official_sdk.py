@@ -46,7 +46,7 @@ def sandbox() -> Iterator[Running]:
     """``python -m sync.sandbox --port 0 --links 70`` in the project venv."""
     python = os.environ.get("SANDBOX_PYTHON", str(ROOT / ".venv" / "bin" / "python"))
     command = [python, "-m", "sync.sandbox", "--port", "0", "--seed", "42"]
-    proc = subprocess.Popen(  # noqa: S603 - our own module, fixed arguments
+    proc = subprocess.Popen(
         [*command, "--links", str(N_LINKS)], cwd=ROOT, stdout=subprocess.PIPE, text=True
     )
     try:
