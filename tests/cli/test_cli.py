@@ -190,3 +190,22 @@ def test_installed_command_works_from_another_directory_on_a_socket_url(
     with engine.connect() as conn:
         assert conn.scalar(text("SELECT count(*) FROM fintoc.alembic_version")) == 1
     engine.dispose()
+
+
+def test_rotate_key_command_switches_keys(env: dict[str, str], sandbox: Sandbox) -> None:
+    """`links rotate-key` re-encrypts under the new key; sync then works only with the new key."""
+    from cryptography.fernet import Fernet
+
+    assert run_cli("migrate", env=env).returncode == 0
+    run_cli("links", "add", *sandbox.link_tokens(), env=env)
+    new_key = Fernet.generate_key().decode()
+    missing = run_cli("links", "rotate-key", env=env)
+    assert missing.returncode == 2 and "FINTOC_SYNC_NEW_ENCRYPTION_KEY" in missing.stderr
+    rotated = run_cli("links", "rotate-key", env=env | {"FINTOC_SYNC_NEW_ENCRYPTION_KEY": new_key})
+    assert (
+        rotated.returncode == 0 and f"re-encrypted {len(sandbox.link_tokens())}" in rotated.stdout
+    )
+    old = run_cli("sync", env=env)
+    assert old.returncode == 2 and "not the key" in old.stderr
+    ok = run_cli("sync", env=env | {"FINTOC_SYNC_ENCRYPTION_KEY": new_key})
+    assert ok.returncode == 0, ok.stderr
