@@ -101,7 +101,9 @@ def serve_forever(
     def _on_signal(signum: int, frame: FrameType | None) -> None:
         stop.set()
 
-    previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous = {}
+    if threading.current_thread() is threading.main_thread():  # signals need the main thread
+        previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     sandbox = Sandbox(seed=seed, n_links=n_links, host=host, port=port).start()
     try:
         out.write(f"{sandbox.url}\n{sandbox.secret_key}\n")

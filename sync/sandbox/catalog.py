@@ -40,6 +40,11 @@ HISTORY_DAYS = 400
 HISTORY_START = EPOCH.date() - timedelta(days=HISTORY_DAYS)
 
 
+#: (account id, rank, delay): the rank-th newest movement the account shows at the start
+#: is removed by the bank after ``delay``, so a short advance always shows a removal.
+SCRIPTED_REMOVALS = [("acc_Kp3mWx9ZqL2vBn8T", 2, timedelta(hours=12))]
+
+
 @dataclass(frozen=True)
 class AccountSpec:
     """Compact description of a curated account."""

@@ -107,7 +107,7 @@ class MovementSource:
     """
 
     _cache: OrderedDict[tuple[int, str, date], tuple[Movement, ...]] = OrderedDict()
-    _cache_days = 50_000
+    _cache_days = 20_000  # the whole default org fits (16 accounts x 400 days)
     _lock = threading.Lock()
 
     @classmethod
@@ -165,7 +165,9 @@ def _make(r: Random, seed: int, account: Account, day: date, seq: int) -> Moveme
         final = "reversed" if r.random() < 0.2 else "confirmed"
     elif r.random() < 0.01:
         final = "duplicated"
-    removed_at = available + timedelta(days=r.uniform(1, 10)) if r.random() < 0.01 else None
+    # The bank deletes ~3% of movements within days; those deleted before the clock
+    # started are skipped by the caller, the rest vanish as the clock advances.
+    removed_at = available + timedelta(days=r.uniform(0.5, 4)) if r.random() < 0.03 else None
     prefix = "" if not account.id.startswith("acc_") else "mov_"
     counterparty = _transfer_account(r)
     return Movement(

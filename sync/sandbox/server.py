@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import struct
+import sys
 import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -33,6 +34,11 @@ class SandboxHTTPServer(ThreadingHTTPServer):
         self.faults = faults
         self.secret_key = key
 
+    def handle_error(self, request: object, client_address: object) -> None:
+        """Stay quiet about clients that hung up (and about our own reset fault)."""
+        if not isinstance(sys.exc_info()[1], OSError):
+            super().handle_error(request, client_address)  # type: ignore[arg-type]
+
 
 class SandboxHandler(BaseHTTPRequestHandler):
     """One request: parse → authenticate → (fault) → route → write."""
@@ -52,6 +58,9 @@ class SandboxHandler(BaseHTTPRequestHandler):
         self._serve()
 
     def do_DELETE(self) -> None:
+        self._serve()
+
+    def do_PUT(self) -> None:
         self._serve()
 
     def log_message(self, format: str, *args: object) -> None:
@@ -84,7 +93,9 @@ class SandboxHandler(BaseHTTPRequestHandler):
             return ApiError(401, "authentication_error", "invalid_api_key", message).response()
         if request.path.startswith("/_sandbox/"):
             return control.handle(self.server.world, self.server.faults, request)
-        rule = self.server.faults.take(request.path, urlsplit(self.path).query)
+        rule = None
+        if request.path.startswith("/v1/"):
+            rule = self.server.faults.take(request.path, urlsplit(self.path).query)
         if rule is None:
             return api.handle(self.server.world, request)
         return self._faulted(rule, request)

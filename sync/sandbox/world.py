@@ -15,7 +15,7 @@ first 7 days so its payload stays exactly the documented one):
 
 Movements evolve by themselves as a function of the clock (see ``movements.py``): new
 ones arrive, late postings appear with old post dates, pending checks resolve to
-confirmed or reversed, and about 1% are later removed.
+confirmed or reversed, and about 3% are later removed.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from sync.sandbox import _rand, generate, render
-from sync.sandbox.catalog import default_org
+from sync.sandbox.catalog import SCRIPTED_REMOVALS, default_org
 from sync.sandbox.clock import EPOCH, TICK, fmt_ts
 from sync.sandbox.model import Account, Balance, Link
 from sync.sandbox.movements import Movement, MovementSource
@@ -52,6 +52,25 @@ class World:
             self.accounts.update((a.id, a) for a in accounts)
         self._by_token = {link.token: link.id for link in self.links.values()}
         self.movement_source = MovementSource(seed, EPOCH)
+        self._removals: dict[str, datetime] = {}
+        self._removals = self._scripted_removals()
+
+    def _scripted_removals(self) -> dict[str, datetime]:
+        """Movement id → when the catalog makes the bank remove it."""
+        removals = {}
+        for account_id, rank, delay in SCRIPTED_REMOVALS:
+            account = self.accounts.get(account_id)
+            if account is not None:
+                shown = self.movements(account, since=EPOCH.date() - timedelta(days=7))
+                if len(shown) > rank:
+                    removals[shown[rank].id] = EPOCH + delay
+        return removals
+
+    def _visible(self, movement: Movement, now: datetime) -> bool:
+        removed_at = self._removals.get(movement.id)
+        if removed_at is not None and removed_at <= now:
+            return False
+        return movement.visible(now)
 
     # -- queries -------------------------------------------------------------------
 
@@ -110,7 +129,7 @@ class World:
         first = account.history_start if since is None else since
         found = []
         for mov in self.movement_source.newest_first(account, first, last):
-            if not mov.visible(now):
+            if not self._visible(mov, now):
                 continue
             if confirmed_only and mov.status(now) != "confirmed":
                 continue
@@ -248,6 +267,6 @@ class World:
             if mov.available_at > now:
                 continue
             item = mov.to_json(now)
-            item["removed"] = not mov.visible(now)
+            item["removed"] = not self._visible(mov, now)
             out.append(item)
         return out

@@ -104,9 +104,9 @@ def test_pending_checks_resolve() -> None:
 
 
 def test_some_movement_is_removed_after_advancing() -> None:
-    """Within ten days at least one movement is removed, and truth flags it."""
+    """A one-day advance removes a movement: truth flags it and it is no longer served."""
     world = World(seed=42)
-    world.advance(days=10)
+    world.advance(days=1)
     removed = [m for m in all_movements(world).values() if m["removed"]]
     assert removed
     gone = removed[0]["id"]
