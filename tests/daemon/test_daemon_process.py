@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 from collections.abc import Callable
 
 from sqlalchemy import Engine
@@ -99,7 +100,7 @@ def test_sigterm_mid_run_interrupts_cleanly(
     sandbox.faults.add("latency", path=r"^/v1/links/[^/]+$", times=None, seconds=0.4)
     daemon = start_daemon("--every", "1h", env={"FINTOC_SYNC_CONCURRENCY": "1"})
     wait_for(lambda: runs(sessions), 20, "the run to start")
-    wait_for(lambda: "link " in daemon.log_text() and " synced" in daemon.log_text(), 20, "a link")
+    wait_for(lambda: re.search(r"link \S+ synced", daemon.log_text()), 20, "a link to be synced")
 
     assert daemon.terminate() == 0
     [run] = runs(sessions)
