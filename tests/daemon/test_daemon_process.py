@@ -41,13 +41,10 @@ def test_first_cycle_runs_at_start_and_metrics_report_it(
 
     [run] = runs(sessions)
     assert (run.kind, run.status, run.links_synced) == ("daemon", "succeeded", len(registered))
-    series = wait_for(
-        lambda: _series(daemon.get("/metrics").text).get(
-            'fintoc_sync_runs_total{status="succeeded"}'
-        ),
-        5,
-        "the run to be counted",
-    ) and _series(daemon.get("/metrics").text)
+    # the links gauge is refreshed last in a cycle: once it is there, the cycle is counted
+    wait_for(lambda: "fintoc_sync_links{" in daemon.get("/metrics").text, 5, "the links gauge")
+    series = _series(daemon.get("/metrics").text)
+    assert series['fintoc_sync_runs_total{status="succeeded"}'] == 1
     assert series["fintoc_sync_up"] == 1
     assert series["fintoc_sync_last_success_timestamp_seconds"] > 0
     assert series["fintoc_sync_run_duration_seconds_count"] == 1
