@@ -8,7 +8,7 @@ import sys
 import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from sync.sandbox import api, control, mutate
 from sync.sandbox.faults import FaultRule, Faults
@@ -80,7 +80,7 @@ class SandboxHandler(BaseHTTPRequestHandler):
         host = self.headers.get("Host") or "{}:{}".format(*self.server.server_address[:2])
         return Request(
             method=self.command,
-            path=split.path,
+            path=unquote(split.path),
             query=parse_qsl(split.query, keep_blank_values=True),
             headers={k.lower(): v for k, v in self.headers.items()},
             body=self.rfile.read(length) if length else b"",
