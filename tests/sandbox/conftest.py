@@ -9,8 +9,6 @@ import pytest
 
 from sync.sandbox import Sandbox
 
-SEED_TOKEN = "link_nMNejK7BT8oGbvO4_token_GLtktZX5SKphRtJFe_yJTDWT"
-
 
 @pytest.fixture
 def sandbox() -> Iterator[Sandbox]:

@@ -6,7 +6,7 @@ import httpx
 import pytest
 
 from sync.sandbox import SANDBOX_SECRET_KEY, Sandbox
-from tests.sandbox.conftest import SEED_TOKEN
+from tests.sandbox.helpers import SEED_TOKEN
 
 
 def _assert_error(

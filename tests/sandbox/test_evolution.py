@@ -8,8 +8,7 @@ import httpx
 
 from sync.sandbox import Sandbox, World
 from sync.sandbox.movements import MovementSource
-from tests.sandbox.conftest import SEED_TOKEN
-from tests.sandbox.test_links import documented_link
+from tests.sandbox.helpers import SEED_TOKEN, documented_link
 
 
 def balances(world: World) -> dict[str, Any]:

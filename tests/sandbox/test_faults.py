@@ -9,8 +9,7 @@ import httpx
 import pytest
 
 from sync.sandbox import Sandbox
-from tests.sandbox.conftest import SEED_TOKEN
-from tests.sandbox.test_pagination import page_of, rels
+from tests.sandbox.helpers import SEED_TOKEN, page_of, rels
 
 ACCOUNTS = {"link_token": SEED_TOKEN}
 MOVEMENTS = "/v1/accounts/acc_Z6AwnGn4idL7DPj4/movements"

@@ -2,26 +2,14 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-from typing import Any
-
 import httpx
+import pytest
 
 from sync.sandbox import Sandbox
-from tests.sandbox.conftest import SEED_TOKEN
+from tests.sandbox.helpers import DOCUMENTED_LINK, SEED_TOKEN, documented_link, seed_file_link
 
-SEED_FILE = Path("/work/shared/seeds/link-object.txt")
 LEGACY_ID = "6n12zLmai3lLE9Dq"
 MISSING_IN_LEGACY = {"object", "status", "active", "refresh_status", "last_time_refreshed"}
-
-
-def documented_link() -> dict[str, Any]:
-    """The example JSON of the Link Object page (the text before the field table)."""
-    text = SEED_FILE.read_text(encoding="utf-8")
-    start = text.index("{")
-    payload, _ = json.JSONDecoder().raw_decode(text[start:])
-    return dict(payload)
 
 
 def test_seed_link_matches_the_documentation(client: httpx.Client) -> None:
@@ -32,6 +20,14 @@ def test_seed_link_matches_the_documentation(client: httpx.Client) -> None:
     assert list(served) == list(expected)
     for key, value in expected.items():
         assert served[key] == value, key
+
+
+def test_inline_copy_matches_the_seed_file() -> None:
+    """The inline copy of the example equals shared/seeds/link-object.txt when present."""
+    from_file = seed_file_link()
+    if from_file is None:
+        pytest.skip("shared/seeds/link-object.txt is not beside this checkout")
+    assert from_file == DOCUMENTED_LINK
 
 
 def test_seed_token_is_the_documented_one(sandbox: Sandbox) -> None:

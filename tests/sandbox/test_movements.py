@@ -6,7 +6,7 @@ from typing import Any
 
 import httpx
 
-from tests.sandbox.conftest import SEED_TOKEN
+from tests.sandbox.helpers import SEED_TOKEN
 
 ACCOUNT = "acc_Z6AwnGn4idL7DPj4"
 URL = f"/v1/accounts/{ACCOUNT}/movements"

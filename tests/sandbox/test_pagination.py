@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from urllib.parse import parse_qsl, urlsplit
 
@@ -10,20 +9,9 @@ import httpx
 import pytest
 
 from sync.sandbox import Sandbox
-from tests.sandbox.conftest import SEED_TOKEN
+from tests.sandbox.helpers import SEED_TOKEN, page_of, rels
 
-_LINK = re.compile(r'<(?P<url>[^>]*)>;\s*rel="(?P<rel>[^"]*)"')
 MOVEMENTS = "/v1/accounts/acc_Z6AwnGn4idL7DPj4/movements"
-
-
-def rels(response: httpx.Response) -> dict[str, str]:
-    """The Link header as {rel: url}."""
-    return {m["rel"]: m["url"] for m in _LINK.finditer(response.headers["link"])}
-
-
-def page_of(url: str) -> int:
-    """The page number in a Link URL."""
-    return int(dict(parse_qsl(urlsplit(url).query))["page"])
 
 
 @pytest.fixture(scope="module")
