@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from sync.sandbox.clock import fmt_ts
 from sync.sandbox.faults import Faults
 from sync.sandbox.wire import ApiError, Request, Response, bad_request, not_found
 from sync.sandbox.world import World
@@ -26,7 +27,7 @@ def _route(world: World, faults: Faults, request: Request) -> Response:
             world.advance(hours=float(body.get("hours", 0)), days=float(body.get("days", 0)))
         except (TypeError, ValueError) as exc:
             raise bad_request("invalid_params", str(exc), None) from exc
-        return Response(200, {"clock": world.truth(movements=False)["clock"]})
+        return Response(200, {"clock": fmt_ts(world.now)})
     if action == ("POST", "/_sandbox/faults"):
         try:
             rule = faults.add_json(_json(request))
