@@ -1,0 +1,86 @@
+"""Progress of a long command: a live line on a terminal, one log line per step otherwise."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TextIO
+
+log = logging.getLogger(__name__)
+
+
+def format_duration(seconds: float) -> str:
+    """``42s``, ``3m05s`` or ``2h07m``."""
+    s = max(0, int(seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s // 3600}h{(s % 3600) // 60:02d}m"
+
+
+@dataclass
+class Progress:
+    """Counts chunks and movements of a backfill and shows rate and ETA.
+
+    Only ids and counts are shown: never a token or a key.
+    """
+
+    accounts_total: int
+    chunks_total: int
+    stream: TextIO = field(default_factory=lambda: sys.stderr)
+    live: bool | None = None
+    clock: Callable[[], float] = time.monotonic
+    accounts_done: int = 0
+    chunks_done: int = 0
+    movements: int = 0
+
+    def __post_init__(self) -> None:
+        if self.live is None:
+            self.live = bool(getattr(self.stream, "isatty", lambda: False)())
+        self._started = self.clock()
+
+    def line(self) -> str:
+        """The current status: accounts, chunks, movements, rate and ETA."""
+        elapsed = max(self.clock() - self._started, 1e-9)
+        rate = self.movements / elapsed
+        eta = "?"
+        if self.chunks_done:
+            left = self.chunks_total - self.chunks_done
+            eta = format_duration(elapsed / self.chunks_done * left)
+        return (
+            f"accounts {self.accounts_done}/{self.accounts_total} · "
+            f"chunks {self.chunks_done}/{self.chunks_total} · "
+            f"{self.movements:,} movements · {rate:,.0f}/s · ETA {eta}"
+        )
+
+    def chunk_done(self, account_id: str, since: str, until: str, movements: int) -> None:
+        """One chunk committed."""
+        self.chunks_done += 1
+        self.movements += movements
+        if self.live:
+            self.stream.write("\r\x1b[2K" + self.line())
+            self.stream.flush()
+        else:
+            log.info(
+                "chunk %s [%s, %s): %d movements — %s",
+                account_id,
+                since,
+                until,
+                movements,
+                self.line(),
+            )
+
+    def account_done(self, skipped_chunks: int = 0) -> None:
+        """One account finished (or failed); its unread chunks leave the total."""
+        self.accounts_done += 1
+        self.chunks_total -= skipped_chunks
+
+    def finish(self) -> None:
+        """End the live line."""
+        if self.live:
+            self.stream.write("\r\x1b[2K" + self.line() + "\n")
+            self.stream.flush()
