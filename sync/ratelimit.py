@@ -48,7 +48,9 @@ class RateLimiter:
         """Take a token and return 0, or return how long to wait for the next one."""
         with self._lock:
             self._refill(self._clock())
-            if self._tokens >= 1.0:
+            # the epsilon absorbs float rounding: without it a bucket at 0.99999999…
+            # asks for a wait so small that the clock does not move, forever
+            if self._tokens >= 1.0 - 1e-9:
                 self._tokens -= 1.0
                 return 0.0
             return (1.0 - self._tokens) / self.rate
