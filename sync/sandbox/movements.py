@@ -13,7 +13,7 @@ import math
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from random import Random
 from typing import Any
@@ -119,21 +119,29 @@ class MovementSource:
     def __init__(self, seed: int, epoch: datetime) -> None:
         self._seed = seed
         self._epoch = epoch
+        #: Movement id → scripted removal time (the catalog's guaranteed removals).
+        self.removals: dict[str, datetime] = {}
 
     def day(self, account: Account, day: date) -> tuple[Movement, ...]:
         """All movements ever generated for ``account`` on ``day``, oldest first."""
         key = (self._seed, account.id, day)
         with self._lock:
-            hit = self._cache.get(key)
-            if hit is not None:
+            made = self._cache.get(key)
+            if made is not None:
                 self._cache.move_to_end(key)
-                return hit
-        made = tuple(self._generate(account, day))
-        with self._lock:
-            self._cache[key] = made
-            if len(self._cache) > self._cache_days:
-                self._cache.popitem(last=False)
-        return made
+        if made is None:
+            made = tuple(self._generate(account, day))
+            with self._lock:
+                self._cache[key] = made
+                if len(self._cache) > self._cache_days:
+                    self._cache.popitem(last=False)
+        if not self.removals:
+            return made
+        return tuple(self._scripted(m) for m in made)
+
+    def _scripted(self, movement: Movement) -> Movement:
+        removed_at = self.removals.get(movement.id)
+        return movement if removed_at is None else replace(movement, removed_at=removed_at)
 
     def newest_first(self, account: Account, first: date, last: date) -> Iterator[Movement]:
         """Movements posted in ``[first, last]``, by post_date then sequence, descending."""

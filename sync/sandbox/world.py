@@ -52,8 +52,7 @@ class World:
             self.accounts.update((a.id, a) for a in accounts)
         self._by_token = {link.token: link.id for link in self.links.values()}
         self.movement_source = MovementSource(seed, EPOCH)
-        self._removals: dict[str, datetime] = {}
-        self._removals = self._scripted_removals()
+        self.movement_source.removals = self._scripted_removals()
 
     def _scripted_removals(self) -> dict[str, datetime]:
         """Movement id → when the catalog makes the bank remove it."""
@@ -65,12 +64,6 @@ class World:
                 if len(shown) > rank:
                     removals[shown[rank].id] = EPOCH + delay
         return removals
-
-    def _visible(self, movement: Movement, now: datetime) -> bool:
-        removed_at = self._removals.get(movement.id)
-        if removed_at is not None and removed_at <= now:
-            return False
-        return movement.visible(now)
 
     # -- queries -------------------------------------------------------------------
 
@@ -129,7 +122,7 @@ class World:
         first = account.history_start if since is None else since
         found = []
         for mov in self.movement_source.newest_first(account, first, last):
-            if not self._visible(mov, now):
+            if not mov.visible(now):
                 continue
             if confirmed_only and mov.status(now) != "confirmed":
                 continue
@@ -267,6 +260,6 @@ class World:
             if mov.available_at > now:
                 continue
             item = mov.to_json(now)
-            item["removed"] = not self._visible(mov, now)
+            item["removed"] = not mov.visible(now)
             out.append(item)
         return out
