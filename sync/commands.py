@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import TextIO
 
@@ -14,7 +16,7 @@ from sync import tokens
 from sync.client import FintocClient, RetryPolicy
 from sync.config import Settings
 from sync.db import SYNC_LOCK_NAME, make_sessionmaker, wait_session_lock
-from sync.errors import ConfigError
+from sync.errors import ConfigError, Interrupted
 from sync.logs import redaction_filter
 from sync.pipeline import AccountHook, Pipeline, SyncReport, utc_now
 from sync.ratelimit import RateLimiter
@@ -27,8 +29,13 @@ def build_client(
     *,
     on_request: Callable[[str, int | None, int], None] | None = None,
     retry: RetryPolicy | None = None,
+    sleep: Callable[[float], None] | None = None,
 ) -> FintocClient:
-    """The API client for these settings, with one shared request-rate budget."""
+    """The API client for these settings, with one shared request-rate budget.
+
+    ``sleep`` replaces time.sleep between retries (the daemon passes one that
+    raises Interrupted when a stop is requested, so SIGTERM is not kept waiting).
+    """
     key = settings.require_secret_key()
     redaction_filter().add_secrets([key])
     rate = settings.requests_per_second
@@ -39,7 +46,8 @@ def build_client(
         timeout=settings.http_timeout,
         rate_limiter=RateLimiter(rate, burst=max(1, int(rate))),
         on_request=on_request,
-        retry=retry or RetryPolicy(),
+        retry=retry or RetryPolicy(max_attempts=settings.max_attempts, cap=settings.backoff_cap),
+        sleep=sleep or time.sleep,
     )
 
 
@@ -74,6 +82,16 @@ def _default_account_hook(client: FintocClient, settings: Settings) -> AccountHo
         lookback_days=settings.movements_lookback_days,
         initial_days=settings.movements_initial_days,
     )
+
+
+def interruptible_sleep(stop: threading.Event) -> Callable[[float], None]:
+    """A sleep that returns as time.sleep does, or raises Interrupted once stop is set."""
+
+    def sleep(seconds: float) -> None:
+        if stop.wait(seconds):
+            raise Interrupted("stopping: a retry wait was cut short")
+
+    return sleep
 
 
 def run_sync_once(engine: Engine, settings: Settings, *, link_id: str | None = None) -> SyncReport:

@@ -82,6 +82,8 @@ class Settings:
     requests_per_second: float = 20.0
     concurrency: int = 4
     http_timeout: float = 30.0
+    max_attempts: int = 6
+    backoff_cap: float = 30.0
     movements_lookback_days: int = 7
     movements_initial_days: int = 30
     insecure: bool = False
@@ -101,6 +103,8 @@ class Settings:
             requests_per_second=_float(env, "FINTOC_SYNC_REQUESTS_PER_SECOND", 20.0),
             concurrency=_int(env, "FINTOC_SYNC_CONCURRENCY", 4),
             http_timeout=_float(env, "FINTOC_SYNC_HTTP_TIMEOUT", 30.0),
+            max_attempts=_int(env, "FINTOC_SYNC_MAX_ATTEMPTS", 6),
+            backoff_cap=_float(env, "FINTOC_SYNC_BACKOFF_CAP", 30.0),
             movements_lookback_days=_int(env, "FINTOC_SYNC_LOOKBACK_DAYS", 7),
             movements_initial_days=_int(env, "FINTOC_SYNC_INITIAL_DAYS", 30),
             insecure=env.get("FINTOC_SYNC_INSECURE", "") in {"1", "true", "yes"},

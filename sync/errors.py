@@ -138,3 +138,7 @@ class MalformedBodyError(PayloadError):
 
 class PaginationError(PayloadError):
     """Pagination does not end: a page repeats, or the page cap was exceeded."""
+
+
+class Interrupted(FintocSyncError):
+    """A stop was requested (SIGTERM/SIGINT) while waiting to retry; not the API's fault."""

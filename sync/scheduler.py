@@ -34,7 +34,7 @@ from sqlalchemy import Engine, func, select
 
 from models import Link
 from sync.client import RetryPolicy
-from sync.commands import build_client, build_pipeline
+from sync.commands import build_client, build_pipeline, interruptible_sleep
 from sync.config import Settings
 from sync.db import SYNC_LOCK_NAME, make_sessionmaker, try_session_lock
 from sync.errors import ConfigError
@@ -142,7 +142,13 @@ class Daemon:
         return report.status
 
     def _run_pipeline(self) -> SyncReport:
-        with build_client(self.settings, on_request=self.metrics.on_request, retry=self.retry) as c:
+        client = build_client(
+            self.settings,
+            on_request=self.metrics.on_request,
+            retry=self.retry,
+            sleep=interruptible_sleep(self.stopping),
+        )
+        with client as c:
             pipeline = build_pipeline(self.engine, self.settings, c)
             with self._attached(pipeline):
                 return pipeline.run(kind="daemon")
