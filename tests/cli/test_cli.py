@@ -51,6 +51,9 @@ def env(fresh_db_url: str, sandbox: Sandbox, fernet_key: str, tmp_path: Path) ->
         "FINTOC_SECRET_KEY": sandbox.secret_key,
         "FINTOC_SYNC_ENCRYPTION_KEY": fernet_key,
         "FINTOC_SYNC_DATA_DIR": str(tmp_path / "unused-embedded"),
+        # short retries: the faults here are permanent, waiting would prove nothing
+        "FINTOC_SYNC_MAX_ATTEMPTS": "2",
+        "FINTOC_SYNC_BACKOFF_CAP": "0.05",
     }
 
 
