@@ -233,6 +233,7 @@ class FintocClient:
             timeout=timeout,
             transport=transport,
             follow_redirects=False,
+            verify=True,  # never turned off: there is deliberately no setting for it
         )
 
     def _headers(self, api_version: str | None, user_agent: str) -> dict[str, str]:

@@ -6,6 +6,7 @@ environment (or an explicit mapping, for tests) and validated.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -18,8 +19,6 @@ DEFAULT_API_URL = "https://api.fintoc.com"
 # The dated API version we pin (fintoc-api.md §1.3): response shapes must not
 # change under us when the organization's default version is upgraded.
 DEFAULT_API_VERSION = "2023-11-15"
-
-_LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "::1"}
 
 
 def default_data_dir(env: Mapping[str, str]) -> Path:
@@ -44,9 +43,18 @@ def normalize_database_url(url: str) -> str:
 
 
 def is_loopback_url(url: str) -> bool:
-    """True when the URL points at this machine (plain http is allowed there)."""
-    host = (urlsplit(url).hostname or "").lower()
-    return host in _LOOPBACK_HOSTS or host.startswith("127.")
+    """True when the URL points at this machine (plain http is allowed there).
+
+    Only ``localhost`` and literal loopback addresses count: a name such as
+    ``127.0.0.1.example.com`` is resolved by DNS and may point anywhere.
+    """
+    host = (urlsplit(url).hostname or "").lower().rstrip(".")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _float(env: Mapping[str, str], name: str, default: float) -> float:
