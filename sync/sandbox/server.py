@@ -5,8 +5,10 @@ from __future__ import annotations
 import socket
 import struct
 import sys
+import threading
 import time
 import uuid
+from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, unquote, urlsplit
 
@@ -33,6 +35,19 @@ class SandboxHTTPServer(ThreadingHTTPServer):
         self.world = world
         self.faults = faults
         self.secret_key = key
+        self._stats_lock = threading.Lock()
+        self.requests_by_status: Counter[int] = Counter()
+
+    def count(self, status: int) -> None:
+        """Count one answered ``/v1`` request (for ``GET /_sandbox/stats``)."""
+        with self._stats_lock:
+            self.requests_by_status[status] += 1
+
+    def stats(self) -> dict[str, object]:
+        """``{"requests": N, "by_status": {"200": n, …}}``: ``/v1`` requests answered so far."""
+        with self._stats_lock:
+            by_status = {str(k): v for k, v in sorted(self.requests_by_status.items())}
+        return {"requests": sum(by_status.values()), "by_status": by_status}
 
     def handle_error(self, request: object, client_address: object) -> None:
         """Stay quiet about clients that hung up (and about our own reset fault)."""
@@ -72,6 +87,8 @@ class SandboxHandler(BaseHTTPRequestHandler):
             response = self._respond(request)
         except Exception:  # the server must answer even when a handler breaks
             response = Response(500, error_body("api_error", "internal_server_error", "boom"))
+        if request.path.startswith("/v1/"):
+            self.server.count(response.status)
         self._write(response)
 
     def _parse(self) -> Request:
@@ -91,6 +108,8 @@ class SandboxHandler(BaseHTTPRequestHandler):
         if not self._authorized(request):
             message = "Invalid API Key provided"
             return ApiError(401, "authentication_error", "invalid_api_key", message).response()
+        if request.method == "GET" and request.path.rstrip("/") == "/_sandbox/stats":
+            return Response(200, self.server.stats())
         if request.path.startswith("/_sandbox/"):
             return control.handle(self.server.world, self.server.faults, request)
         rule = None
