@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help venv demo test test-fast sdk-fidelity lint format typecheck check chaos bench clean
+.PHONY: help venv demo test test-fast sdk-fidelity lint format typecheck check chaos bench bench-load clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -53,6 +53,9 @@ chaos: $(STAMP) ## the fault-injection suite, full size
 
 bench: $(STAMP) ## benchmarks (print figures; never asserted)
 	$(BIN)/python scripts/bench_movements.py
+
+bench-load: $(STAMP) ## cold sync + backfill of a 10k-link sandbox (and 1/10): time, peak RSS, requests, rows
+	$(BIN)/python scripts/bench_load.py $(BENCH_LOAD_ARGS)
 
 clean: ## remove the virtualenv and caches (not your data directory)
 	rm -rf $(VENV) .venv-sdk .pytest_cache .mypy_cache .ruff_cache

