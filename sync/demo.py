@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from datetime import datetime
 from pathlib import Path
 from typing import TextIO
 
@@ -76,6 +77,7 @@ def _demo_database(settings: Settings, explicit: str | None) -> str:
 def run_demo(settings: Settings, out: TextIO, *, database_url: str | None = None) -> int:
     """Set everything up, run two sync cycles a sandbox-day apart, print what landed."""
     from sync.commands import build_client, build_pipeline
+    from sync.movements import MovementSync
     from sync.sandbox import Sandbox
 
     state = _state_dir(settings)
@@ -97,7 +99,19 @@ def run_demo(settings: Settings, out: TextIO, *, database_url: str | None = None
             tokens.add_tokens(session, cipher, sb.link_tokens(), utc_now())
         reports: list[SyncReport] = []
         with build_client(demo_settings) as client:
-            pipeline = build_pipeline(engine, demo_settings, client)
+            # The demo lives in sandbox time: observed_at values and movement windows
+            # follow the sandbox's clock, which each demo moves one day further.
+            def clock() -> datetime:
+                return sb.world.now
+
+            hook = MovementSync(
+                client,
+                lookback_days=settings.movements_lookback_days,
+                initial_days=settings.movements_initial_days,
+                clock=clock,
+            )
+            pipeline = build_pipeline(engine, demo_settings, client, account_hook=hook)
+            pipeline.clock = clock
             reports.append(pipeline.run(kind="sync"))
             sb.advance(days=1)
             reports.append(pipeline.run(kind="sync"))
