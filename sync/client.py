@@ -310,7 +310,7 @@ class FintocClient:
     def _paginate(
         self, path: str, params: dict[str, str], what: str, secrets: tuple[str, ...]
     ) -> Iterator[dict[str, Any]]:
-        """Yield the items of every page; stop on no ``next`` or on an empty page."""
+        """Yield the items of every page; stop on no ``next`` (or an empty last page)."""
         url: httpx.URL | None = self._base.join(path)
         query: dict[str, str] | None = {**params, "per_page": str(self.per_page)}
         visited: set[str] = set()
@@ -322,6 +322,8 @@ class FintocClient:
             visited.add(str(response.request.url))
             items = self._expect_items(body, what)
             if not items:
+                if response.links.get("next"):  # not the end: treating it so would lose rows
+                    raise PaginationError(f"{what}: empty page with a next link", field="Link")
                 return
             ids = [item.get("id") for item in items]
             if ids == previous_ids:

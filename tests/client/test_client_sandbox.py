@@ -235,12 +235,13 @@ def test_repeat_page_is_a_pagination_error(big: Sandbox) -> None:
         big.faults.clear()
 
 
-def test_empty_page_with_next_stops(big: Sandbox) -> None:
-    """An empty page ends the iteration although it advertises a next page."""
+def test_empty_page_with_next_is_a_pagination_error(big: Sandbox) -> None:
+    """An empty page that still links a next page is an error, not the end of the list."""
     big.faults.add("empty_next", path=LINKS_PATH, times=1)
     try:
         h = Harness(big)
-        assert list(h.client.iter_links()) == []
+        with pytest.raises(PaginationError):
+            list(h.client.iter_links())
         assert len(h.transport.urls) == 1
     finally:
         big.faults.clear()

@@ -396,9 +396,18 @@ def test_next_url_to_another_host_is_refused() -> None:
     assert all(r.url.host == "api.test" for r in seen) and len(seen) == 1
 
 
-def test_empty_page_stops_even_with_next() -> None:
-    """An empty array ends iteration even if a next link is advertised."""
+def test_empty_page_with_next_is_a_pagination_error() -> None:
+    """An empty array that still advertises a next page is an error, never a short list."""
     handler, seen = scripted(ok([], Link=f'<{BASE}/v1/links?page=2>; rel="next"'))
+    client, _ = make_client(handler)
+    with pytest.raises(PaginationError):
+        list(client.iter_links())
+    assert len(seen) == 1
+
+
+def test_empty_last_page_ends_iteration() -> None:
+    """An empty array without a next link is the (empty) end of the list."""
+    handler, seen = scripted(ok([]))
     client, _ = make_client(handler)
     assert list(client.iter_links()) == [] and len(seen) == 1
 
