@@ -14,10 +14,14 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from types import FrameType
 from typing import Any, TextIO
 
 from cryptography.fernet import Fernet
@@ -25,14 +29,14 @@ from sqlalchemy import Engine, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session, sessionmaker
 
-from models import Account, BackfillChunk, SyncRun
+from models import Account, BackfillChunk, LinkToken, SyncRun
 from sync import load, schemas, tokens
 from sync.config import Settings
 from sync.db import make_sessionmaker
 from sync.errors import ConfigError
 from sync.logs import redaction_filter
 from sync.movements import MovementSource, MovementWriter, lock_account
-from sync.pipeline import Clock, describe, utc_now
+from sync.pipeline import Clock, RunLease, describe, is_unknown_token, utc_now
 from sync.progress import Progress
 
 log = logging.getLogger(__name__)
@@ -114,6 +118,8 @@ class Backfill:
     cipher: Fernet
     clock: Clock = utc_now
     progress_stream: TextIO | None = None
+    _rejected: frozenset[str] = frozenset()  # fingerprints the API already refused
+    _lease: RunLease | None = None
 
     def run(
         self,
@@ -124,8 +130,33 @@ class Backfill:
         link_id: str | None = None,
         account_id: str | None = None,
     ) -> BackfillReport:
-        """Backfill every selected account; per-account errors are recorded, not raised."""
+        """Backfill every selected account; per-account errors are recorded, not raised.
+
+        Ctrl-C / SIGTERM (KeyboardInterrupt) or any unexpected error closes the run row
+        as ``interrupted`` / ``failed`` before propagating; the chunk in flight rolls back.
+        """
         report = BackfillReport(run_id=self._open_run())
+        try:
+            self._run(report, since, until, chunk_days, link_id, account_id)
+        except KeyboardInterrupt:
+            self._close_run(report, status="interrupted")
+            raise
+        except BaseException as exc:
+            report.failures.append({"link_id": None, "account_id": None, **_kind(exc)})
+            self._close_run(report, status="failed")
+            raise
+        self._close_run(report)
+        return report
+
+    def _run(
+        self,
+        report: BackfillReport,
+        since: date,
+        until: date,
+        chunk_days: int,
+        link_id: str | None,
+        account_id: str | None,
+    ) -> None:
         targets = self._targets(report, link_id, account_id)
         plans = [
             (t, self._pending_chunks(t, split_range(since, until, chunk_days))) for t in targets
@@ -136,8 +167,6 @@ class Backfill:
         for target, chunks in plans:
             self._account(report, progress, target, chunks)
         progress.finish()
-        self._close_run(report)
-        return report
 
     # ---------------------------------------------------------------- targets
 
@@ -146,6 +175,11 @@ class Backfill:
     ) -> list[Target]:
         with self.sessions() as session:
             stored = tokens.load_tokens(session, self.cipher)
+            self._rejected = frozenset(
+                session.scalars(
+                    select(LinkToken.fingerprint).where(LinkToken.invalid_since.is_not(None))
+                )
+            )
         redaction_filter().add_secrets([t.token for t in stored])
         if link_id is not None:
             stored = [t for t in stored if t.link_id in (link_id, None)]
@@ -174,6 +208,12 @@ class Backfill:
         try:
             link, accounts = self._load_link(token)
         except Exception as exc:  # one bad link must not stop the others
+            if token.fingerprint in self._rejected and is_unknown_token(exc):
+                log.info("a registered token is still rejected by the API: skipped")
+                return []
+            if is_unknown_token(exc):
+                with self.sessions.begin() as session:
+                    tokens.mark_invalid(session, token.fingerprint, self.clock())
             self._fail(report, token.link_id, None, exc)
             return []
         if only is not None and link.id != only:
@@ -260,16 +300,23 @@ class Backfill:
     # ---------------------------------------------------------------- the run row
 
     def _open_run(self) -> int:
-        with self.sessions.begin() as session:
-            row = SyncRun(kind="backfill", started_at=self.clock(), status="running", errors=[])
-            session.add(row)
-            session.flush()
-            return row.id
+        self._lease = RunLease.open(self.sessions, "backfill", self.clock())
+        return self._lease.run_id
 
-    def _close_run(self, report: BackfillReport) -> None:
-        status = "partial" if report.failures else "succeeded"
-        if report.failures and not report.chunks_done and not report.chunks_skipped:
-            status = "failed"
+    def _close_run(self, report: BackfillReport, status: str | None = None) -> None:
+        try:
+            self._write_close(report, status)
+        except Exception as exc:  # the database may be what failed; the row is then abandoned
+            log.warning("could not close backfill run %d: %s", report.run_id, describe(exc)[1])
+        finally:
+            if self._lease is not None:
+                self._lease.release()
+
+    def _write_close(self, report: BackfillReport, status: str | None) -> None:
+        if status is None:
+            status = "partial" if report.failures else "succeeded"
+            if report.failures and not report.chunks_done and not report.chunks_skipped:
+                status = "failed"
         summary = "; ".join(
             f"{f['account_id'] or f['link_id'] or 'run'}: {f['message']}"
             for f in report.failures[:5]
@@ -290,6 +337,11 @@ class Backfill:
             )
 
 
+def _kind(exc: BaseException) -> dict[str, str]:
+    kind, message = describe(exc)
+    return {"kind": kind, "message": message}
+
+
 # ---------------------------------------------------------------- the command
 
 
@@ -301,6 +353,23 @@ def _dates(args: argparse.Namespace, today: date) -> tuple[date, date]:
     return since, until
 
 
+@contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """SIGTERM acts as Ctrl-C: the run row is closed ``interrupted`` and the CLI exits 130."""
+
+    def on_term(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, on_term)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def run_backfill_command(
     engine: Engine, settings: Settings, args: argparse.Namespace, out: TextIO
 ) -> int:
@@ -310,7 +379,7 @@ def run_backfill_command(
     since, until = _dates(args, datetime.now(UTC).date())
     cipher = tokens.make_cipher(settings.require_encryption_key())
     settings.require_secret_key()
-    with build_client(settings) as client:
+    with build_client(settings) as client, _sigterm_interrupts():
         backfill = Backfill(client, make_sessionmaker(engine), cipher)
         report = backfill.run(
             since,

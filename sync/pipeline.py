@@ -21,11 +21,12 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from cryptography.fernet import Fernet
-from sqlalchemy import select, update
+from sqlalchemy import Connection, Engine, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from models import Link, SyncRun
+from models import Link, LinkToken, SyncRun
 from sync import load, schemas, tokens
+from sync.db import lock_key
 from sync.errors import ApiError, AuthenticationError, FintocSyncError, LinkError
 from sync.redact import scrub
 
@@ -77,6 +78,7 @@ class RunContext:
     counts: dict[str, int] = field(default_factory=dict)
     failures: list[LinkFailure] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    lease: RunLease | None = None
 
     def add(self, **counts: int) -> None:
         """Add to the run's counters (thread-safe)."""
@@ -89,6 +91,91 @@ class RunContext:
         with self.lock:
             self.failures.append(failure)
         log.error("link %s failed (%s): %s", failure.link_id or "?", failure.kind, failure.message)
+
+
+ABANDONED_MESSAGE = (
+    "the process ended without closing this run (killed, or its database connection was lost)"
+)
+
+
+def run_lock_key(run_id: int) -> int:
+    """The advisory-lock key a live run holds for its whole life."""
+    return lock_key(f"fintoc-sync:run:{run_id}")
+
+
+@dataclass
+class RunLease:
+    """A ``sync_runs`` row and the session advisory lock that says its process is alive.
+
+    The row is inserted and the lock taken in one transaction, so no other process can
+    see the row ``running`` without its lock. A process killed by SIGKILL (or whose
+    connection the server dropped) loses the lock with its session; the next run to
+    open finds that row unlocked and closes it as ``abandoned`` (close_abandoned_runs).
+    """
+
+    conn: Connection
+    run_id: int
+
+    @classmethod
+    def open(cls, sessions: sessionmaker[Session], kind: str, now: datetime) -> RunLease:
+        """Insert the run row (committed at once, so even a killed run is visible)."""
+        bind = sessions.kw.get("bind")
+        assert isinstance(bind, Engine), "the sessionmaker must be bound to an engine"
+        # A connection of its own, kept out of the pool for the whole run: a pooled one
+        # would carry the session lock to whoever checks it out next.
+        conn = bind.connect()
+        try:
+            with Session(bind=conn) as session:
+                row = SyncRun(kind=kind, started_at=now, status="running", errors=[])
+                session.add(row)
+                session.flush()
+                run_id = row.id
+                session.execute(text("SELECT pg_advisory_lock(:k)"), {"k": run_lock_key(run_id)})
+                session.commit()
+        except BaseException:
+            conn.close()
+            raise
+        lease = cls(conn, run_id)
+        try:
+            abandoned = close_abandoned_runs(sessions, now)
+        except Exception as exc:  # bookkeeping only: never a reason to fail the run
+            log.warning("could not close abandoned runs: %s", describe(exc)[1][:200])
+        else:
+            if abandoned:
+                log.warning("closed %d run(s) left running by a dead process", abandoned)
+        return lease
+
+    def release(self) -> None:
+        """Drop the lock (the run row is closed) and the connection."""
+        try:
+            self.conn.execute(
+                text("SELECT pg_advisory_unlock(:k)"), {"k": run_lock_key(self.run_id)}
+            )
+            self.conn.commit()
+        except Exception:  # the connection may be gone, and the lock with it
+            log.debug("run lock release failed; the server dropped it with the session")
+        finally:
+            self.conn.close()
+
+
+def close_abandoned_runs(sessions: sessionmaker[Session], now: datetime) -> int:
+    """Mark ``running`` rows whose process no longer holds their lock as ``abandoned``."""
+    closed = 0
+    with sessions.begin() as session:
+        running = session.scalars(select(SyncRun.id).where(SyncRun.status == "running")).all()
+        for run_id in running:
+            # Free only if nobody holds the run's session lock; released at commit.
+            free = session.execute(
+                text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": run_lock_key(run_id)}
+            ).scalar()
+            if free:
+                session.execute(
+                    update(SyncRun)
+                    .where(SyncRun.id == run_id, SyncRun.status == "running")
+                    .values(status="abandoned", finished_at=now, error_summary=ABANDONED_MESSAGE)
+                )
+                closed += 1
+    return closed
 
 
 @dataclass
@@ -148,13 +235,9 @@ class Pipeline:
 
     def _open_run(self, kind: str) -> RunContext:
         now = self.clock()
-        with self.sessions.begin() as session:
-            row = SyncRun(kind=kind, started_at=now, status="running", errors=[])
-            session.add(row)
-            session.flush()
-            run_id = row.id
-        log.info("run %d (%s) started", run_id, kind)
-        return RunContext(run_id=run_id, now=now)
+        lease = RunLease.open(self.sessions, kind, now)
+        log.info("run %d (%s) started", lease.run_id, kind)
+        return RunContext(run_id=lease.run_id, now=now, lease=lease)
 
     def _close_run(
         self, run: RunContext, listed: Sequence[str], fatal: FintocSyncError | None
@@ -198,6 +281,8 @@ class Pipeline:
             synced,
             len(failed_links),
         )
+        if run.lease is not None:
+            run.lease.release()
         return SyncReport(run.run_id, status, total, synced, run.failures, run.counts, fatal)
 
     # ---------------------------------------------------------------- phase 1: the list
@@ -245,6 +330,11 @@ class Pipeline:
         with self.sessions() as session:
             stored = tokens.load_tokens(session, self.cipher)
             gone = set(session.scalars(select(Link.id).where(Link.deleted_at.is_not(None))))
+            rejected = frozenset(
+                session.scalars(
+                    select(LinkToken.fingerprint).where(LinkToken.invalid_since.is_not(None))
+                )
+            )
         # A link deleted at Fintoc invalidates its token (fintoc-api.md §2): not a failure.
         skipped = [t for t in stored if t.link_id in gone]
         stored = [t for t in stored if t.link_id not in gone]
@@ -257,10 +347,17 @@ class Pipeline:
             return
         workers = max(1, min(self.concurrency, len(stored)))
         with ThreadPoolExecutor(workers, thread_name_prefix="link") as pool:
-            for future in [pool.submit(self._sync_one, run, t, only) for t in stored]:
+            jobs = [pool.submit(self._sync_one, run, t, only, rejected) for t in stored]
+            for future in jobs:
                 future.result()  # _sync_one never raises but for AuthenticationError
 
-    def _sync_one(self, run: RunContext, token: tokens.StoredToken, only: str | None) -> None:
+    def _sync_one(
+        self,
+        run: RunContext,
+        token: tokens.StoredToken,
+        only: str | None,
+        rejected: frozenset[str] = frozenset(),
+    ) -> None:
         if self.stop.is_set():
             return
         payload: object = None
@@ -274,6 +371,12 @@ class Pipeline:
             self.stop.set()  # every other request would be refused too
             raise
         except Exception as exc:  # one link's failure must not stop the others
+            if token.fingerprint in rejected and is_unknown_token(exc):
+                # Reported as a failure when first seen; a token of a link deleted before we
+                # ever listed it would otherwise fail every run forever. Still tried, so a
+                # token that works again is picked up (bind_token clears invalid_since).
+                log.info("a registered token is still rejected by the API (unknown or revoked)")
+                return
             self._record_failure(run, token, exc, token.link_id or _guess_id(payload))
 
     def _load_link(
@@ -318,7 +421,7 @@ class Pipeline:
         run.fail(LinkFailure(link_id, kind, message))
         try:
             with self.sessions.begin() as session:
-                if isinstance(exc, LinkError) and isinstance(exc, ApiError) and exc.status == 404:
+                if is_unknown_token(exc):
                     tokens.mark_invalid(session, token.fingerprint, self.clock())
                 if link_id is not None:
                     session.execute(
@@ -326,6 +429,11 @@ class Pipeline:
                     )
         except Exception:  # the database itself may be what failed
             log.warning("could not record the failure of link %s", link_id or "?")
+
+
+def is_unknown_token(exc: BaseException) -> bool:
+    """The API answered 404 for a link token: unknown, revoked, or its link deleted."""
+    return isinstance(exc, LinkError) and isinstance(exc, ApiError) and exc.status == 404
 
 
 def _guess_id(obj: object) -> str | None:
