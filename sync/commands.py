@@ -117,7 +117,7 @@ def print_report(report: SyncReport, out: TextIO) -> None:
         file=out,
     )
     for failure in report.failures:
-        print(f"  failed: {failure.link_id or '(run)'}: {failure.message}", file=out)
+        print(f"  failed: {failure.subject()}: {failure.message}", file=out)
 
 
 # ------------------------------------------------------------------------- links

@@ -63,10 +63,24 @@ class LinkFailure:
     link_id: str | None
     kind: str
     message: str
+    # A short, non-secret handle on the token (its fingerprint's start) when the link
+    # id is not known yet, so the operator can tell which registered token failed.
+    token_ref: str | None = None
 
     def as_json(self) -> dict[str, Any]:
         """The JSON stored in sync_runs.errors."""
-        return {"link_id": self.link_id, "kind": self.kind, "message": self.message}
+        doc = {"link_id": self.link_id, "kind": self.kind, "message": self.message}
+        return doc | ({"token_ref": self.token_ref} if self.token_ref else {})
+
+    def subject(self) -> str:
+        """Who failed, in words: a link, a token not yet matched, the list, or the run."""
+        if self.link_id:
+            return f"link {self.link_id}"
+        if self.token_ref:
+            return f"token {self.token_ref}… (not yet matched to a link)"
+        if self.kind.startswith("list:"):
+            return "the link list"
+        return "the run"
 
 
 @dataclass
@@ -90,7 +104,7 @@ class RunContext:
         """Record a failed link (thread-safe) and log it."""
         with self.lock:
             self.failures.append(failure)
-        log.error("link %s failed (%s): %s", failure.link_id or "?", failure.kind, failure.message)
+        log.error("%s failed (%s): %s", failure.subject(), failure.kind, failure.message)
 
 
 ABANDONED_MESSAGE = (
@@ -418,7 +432,7 @@ class Pipeline:
         self, run: RunContext, token: tokens.StoredToken, exc: Exception, link_id: str | None
     ) -> None:
         kind, message = describe(exc)
-        run.fail(LinkFailure(link_id, kind, message))
+        run.fail(LinkFailure(link_id, kind, message, None if link_id else token.fingerprint[:12]))
         try:
             with self.sessions.begin() as session:
                 if is_unknown_token(exc):
