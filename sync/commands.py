@@ -167,7 +167,10 @@ def links_list(engine: Engine, out: TextIO) -> int:
         table.append(
             (lid, inst or "?", holder or "?", shown, str(n), when, "yes" if has_token else "no")
         )
-    _print_table(table, out)
+    if not rows:
+        print("no links yet: run `fintoc-sync sync` to list your organization's links", file=out)
+    else:
+        _print_table(table, out)
     if unbound:
         print(f"{unbound} registered token(s) not yet matched to a link (run `sync`)", file=out)
     return 0
