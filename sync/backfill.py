@@ -18,6 +18,7 @@ import signal
 import sys
 import threading
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -33,7 +34,7 @@ from models import Account, BackfillChunk, LinkToken, SyncRun
 from sync import load, schemas, tokens
 from sync.config import Settings
 from sync.db import make_sessionmaker
-from sync.errors import ConfigError
+from sync.errors import AuthenticationError, ConfigError
 from sync.logs import redaction_filter
 from sync.movements import MovementSource, MovementWriter, lock_account
 from sync.pipeline import Clock, RunLease, describe, is_unknown_token, utc_now
@@ -118,7 +119,10 @@ class Backfill:
     cipher: Fernet
     clock: Clock = utc_now
     progress_stream: TextIO | None = None
+    concurrency: int = 1
     _rejected: frozenset[str] = frozenset()  # fingerprints the API already refused
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
     _lease: RunLease | None = None
 
     def run(
@@ -164,8 +168,18 @@ class Backfill:
         total = sum(len(chunks) for _, chunks in plans)
         report.chunks_skipped = len(targets) * len(split_range(since, until, chunk_days)) - total
         progress = Progress(len(targets), total, stream=self.progress_stream or sys.stderr)
-        for target, chunks in plans:
-            self._account(report, progress, target, chunks)
+        # Accounts are independent: several at once overlap API and database waits.
+        # Each worker has its own session per chunk; report and progress are shared.
+        pool = ThreadPoolExecutor(max(1, self.concurrency), thread_name_prefix="backfill")
+        try:
+            futures = [pool.submit(self._account, report, progress, t, c) for t, c in plans]
+            for future in futures:
+                future.result()
+        except BaseException:
+            self._stop.set()  # chunks in flight finish and commit; no new chunk starts
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+        pool.shutdown(wait=True)
         progress.finish()
 
     # ---------------------------------------------------------------- targets
@@ -207,6 +221,8 @@ class Backfill:
             return [Target(token.link_id, a, token.token) for a in known]
         try:
             link, accounts = self._load_link(token)
+        except AuthenticationError:
+            raise
         except Exception as exc:  # one bad link must not stop the others
             if token.fingerprint in self._rejected and is_unknown_token(exc):
                 log.info("a registered token is still rejected by the API: skipped")
@@ -246,13 +262,20 @@ class Backfill:
         self, report: BackfillReport, progress: Progress, target: Target, chunks: list[Range]
     ) -> None:
         for index, chunk in enumerate(chunks):
+            if self._stop.is_set():
+                return
             try:
                 self._chunk(report, progress, target, chunk)
+            except AuthenticationError:
+                self._stop.set()  # the key is refused: every other request would be too
+                raise
             except Exception as exc:  # this account stops; the others go on
                 self._fail(report, target.link_id, target.account_id, exc)
-                progress.account_done(skipped_chunks=len(chunks) - index)
+                with self._lock:
+                    progress.account_done(skipped_chunks=len(chunks) - index)
                 return
-        progress.account_done()
+        with self._lock:
+            progress.account_done()
 
     def _chunk(
         self, report: BackfillReport, progress: Progress, target: Target, chunk: Range
@@ -281,20 +304,22 @@ class Backfill:
                     .on_conflict_do_nothing()
                 )
         r = writer.result
-        report.chunks_done += 1
-        report.movements_read += r.read
-        report.movements_upserted += r.upserted
-        report.movements_changed += r.changes
-        report.movements_removed += r.removed
-        progress.chunk_done(target.account_id, since.isoformat(), until.isoformat(), r.read)
+        with self._lock:
+            report.chunks_done += 1
+            report.movements_read += r.read
+            report.movements_upserted += r.upserted
+            report.movements_changed += r.changes
+            report.movements_removed += r.removed
+            progress.chunk_done(target.account_id, since.isoformat(), until.isoformat(), r.read)
 
     def _fail(
         self, report: BackfillReport, link_id: str | None, account_id: str | None, exc: Exception
     ) -> None:
         kind, message = describe(exc)
-        report.failures.append(
-            {"link_id": link_id, "account_id": account_id, "kind": kind, "message": message}
-        )
+        with self._lock:
+            report.failures.append(
+                {"link_id": link_id, "account_id": account_id, "kind": kind, "message": message}
+            )
         log.error("backfill of account %s failed (%s): %s", account_id or "?", kind, message)
 
     # ---------------------------------------------------------------- the run row
@@ -335,6 +360,15 @@ class Backfill:
                     error_summary=summary[:2000] or None,
                 )
             )
+
+
+def _subject(failure: dict[str, Any]) -> str:
+    """Who failed, in words."""
+    if failure.get("account_id"):
+        return f"account {failure['account_id']}"
+    if failure.get("link_id"):
+        return f"link {failure['link_id']}"
+    return "a registered token not yet matched to a link"
 
 
 def _kind(exc: BaseException) -> dict[str, str]:
@@ -380,7 +414,9 @@ def run_backfill_command(
     cipher = tokens.make_cipher(settings.require_encryption_key())
     settings.require_secret_key()
     with build_client(settings) as client, _sigterm_interrupts():
-        backfill = Backfill(client, make_sessionmaker(engine), cipher)
+        backfill = Backfill(
+            client, make_sessionmaker(engine), cipher, concurrency=settings.concurrency
+        )
         report = backfill.run(
             since,
             until,
@@ -397,7 +433,7 @@ def run_backfill_command(
     )
     for failure in report.failures:
         print(
-            f"  failed: {failure['account_id'] or failure['link_id']}: {failure['message']}",
+            f"  failed: {_subject(failure)}: {failure['message']}",
             file=out,
         )
     return report.exit_code

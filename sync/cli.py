@@ -19,7 +19,7 @@ from sqlalchemy import Engine
 
 from sync import __version__
 from sync.config import Settings
-from sync.errors import ConfigError, FintocSyncError
+from sync.errors import AuthenticationError, ConfigError, FintocSyncError
 from sync.logs import setup_logging
 
 log = logging.getLogger("sync.cli")
@@ -252,6 +252,13 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         return COMMANDS[args.command](args, settings, out)
     except ConfigError as exc:
         print(f"fintoc-sync: {exc}", file=sys.stderr)
+        return 2
+    except AuthenticationError as exc:  # the key is configuration: exit 2, as for sync
+        from sync.redact import scrub
+
+        print(
+            f"fintoc-sync: the API rejected FINTOC_SECRET_KEY: {scrub(str(exc))}", file=sys.stderr
+        )
         return 2
     except FintocSyncError as exc:
         from sync.redact import scrub
