@@ -99,6 +99,12 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox.add_argument("--port", type=int, default=8765, help="port on 127.0.0.1 (0 = any free)")
     sandbox.add_argument("--seed", type=int, default=42, help="seed of the deterministic data")
     sandbox.add_argument("--links", type=_positive_int, help="generate this many links")
+    sandbox.add_argument(
+        "--real-time",
+        action="store_true",
+        help="catch the sandbox clock up to now and follow real time "
+        "(default: a fixed clock starting 2026-11-01, moved by POST /_sandbox/advance)",
+    )
 
     demo = sub.add_parser("demo", help="try it: embedded Postgres + sandbox + sync")
     demo.add_argument("--database-url", help="use this database instead of the embedded one")
@@ -211,7 +217,9 @@ def cmd_sandbox(args: argparse.Namespace, settings: Settings, out: TextIO) -> in
     """Serve the sandbox in the foreground."""
     from sync.sandbox import serve_forever
 
-    serve_forever(port=args.port, seed=args.seed, n_links=args.links, out=out)
+    serve_forever(
+        port=args.port, seed=args.seed, n_links=args.links, out=out, real_time=args.real_time
+    )
     return 0
 
 

@@ -19,8 +19,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--links", type=int, default=None, help="generate N links")
     parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument(
+        "--real-time",
+        action="store_true",
+        help="start at the current time and follow it (default: a fixed clock, 2026-11-01)",
+    )
     args = parser.parse_args(argv)
-    serve_forever(args.port, args.seed, args.links, sys.stdout, host=args.host)
+    serve_forever(
+        args.port, args.seed, args.links, sys.stdout, host=args.host, real_time=args.real_time
+    )
 
 
 if __name__ == "__main__":

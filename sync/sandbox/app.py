@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import threading
+from datetime import UTC, datetime, timedelta
 from types import FrameType, TracebackType
 from typing import Any, TextIO
 
@@ -88,8 +89,27 @@ class Sandbox:
         return self.world.truth(movements=movements)
 
 
+def follow_real_time(sandbox: Sandbox, stop: threading.Event, every: float = 30.0) -> None:
+    """Keep the sandbox clock at the real time (it only moves forward), until stop is set.
+
+    For users who run their own pipelines against the sandbox for days: its data then
+    evolves as a bank's would, and date windows computed from today find movements.
+    """
+    while True:
+        behind = datetime.now(UTC) - sandbox.world.now
+        if behind > timedelta(0):
+            sandbox.advance(hours=behind.total_seconds() / 3600)
+        if stop.wait(every):
+            return
+
+
 def serve_forever(
-    port: int, seed: int, n_links: int | None, out: TextIO, host: str = "127.0.0.1"
+    port: int,
+    seed: int,
+    n_links: int | None,
+    out: TextIO,
+    host: str = "127.0.0.1",
+    real_time: bool = False,
 ) -> None:
     """Run a sandbox in the foreground until SIGINT/SIGTERM.
 
@@ -105,6 +125,10 @@ def serve_forever(
     if threading.current_thread() is threading.main_thread():  # signals need the main thread
         previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     sandbox = Sandbox(seed=seed, n_links=n_links, host=host, port=port).start()
+    if real_time:
+        threading.Thread(
+            target=follow_real_time, args=(sandbox, stop), name="sandbox-clock", daemon=True
+        ).start()
     try:
         out.write(f"{sandbox.url}\n{sandbox.secret_key}\n")
         out.writelines(f"{token}\n" for token in sandbox.link_tokens())
