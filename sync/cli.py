@@ -190,6 +190,8 @@ def cmd_sync(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
     engine = _ready_engine(settings, pool_size=settings.concurrency + 2)
     report = commands.run_sync_once(engine, settings, link_id=args.link)
     commands.print_report(report, out)
+    if report.fatal is not None:  # the one-line reason that exit code 2 promises
+        print(f"fintoc-sync: the API rejected FINTOC_SECRET_KEY: {report.fatal}", file=sys.stderr)
     return report.exit_code
 
 

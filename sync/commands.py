@@ -18,7 +18,7 @@ from sync.config import Settings
 from sync.db import SYNC_LOCK_NAME, make_sessionmaker, wait_session_lock
 from sync.errors import ConfigError, Interrupted
 from sync.logs import redaction_filter
-from sync.pipeline import AccountHook, Pipeline, SyncReport, utc_now
+from sync.pipeline import AccountHook, Pipeline, SyncReport, failed_subjects, utc_now
 from sync.ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
@@ -109,7 +109,7 @@ def print_report(report: SyncReport, out: TextIO) -> None:
     c = report.counts
     print(
         f"run {report.run_id}: {report.status} — {report.links_synced} link(s) synced, "
-        f"{len({f.link_id for f in report.failures})} failed; "
+        f"{len(failed_subjects(report.failures))} failed; "
         f"{c.get('accounts_upserted', 0)} account rows written, "
         f"{c.get('snapshots_written', 0)} balance snapshots, "
         f"{c.get('transitions_written', 0)} status transitions, "

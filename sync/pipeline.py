@@ -257,7 +257,7 @@ class Pipeline:
         self, run: RunContext, listed: Sequence[str], fatal: FintocSyncError | None
     ) -> SyncReport:
         synced = run.counts.get("links_synced", 0)
-        failed_links = {f.link_id for f in run.failures}
+        failed_links = failed_subjects(run.failures)
         if fatal is not None or (run.failures and not synced and not listed):
             status = "failed"
         elif self.stop.is_set():
@@ -448,6 +448,11 @@ class Pipeline:
 def is_unknown_token(exc: BaseException) -> bool:
     """The API answered 404 for a link token: unknown, revoked, or its link deleted."""
     return isinstance(exc, LinkError) and isinstance(exc, ApiError) and exc.status == 404
+
+
+def failed_subjects(failures: Sequence[LinkFailure]) -> set[str]:
+    """The distinct links (or not-yet-matched tokens) that failed; run-level errors excluded."""
+    return {f.link_id or f.token_ref or "" for f in failures if f.link_id or f.token_ref}
 
 
 def _guess_id(obj: object) -> str | None:
