@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import time
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -138,6 +139,24 @@ def _ready_engine(settings: Settings, *, pool_size: int = 5) -> Engine:
     return engine
 
 
+def _wait_for_database(settings: Settings, *, pool_size: int) -> Engine:
+    """_ready_engine, retried while the server is unreachable (a daemon may start first).
+
+    Waits up to FINTOC_SYNC_DB_WAIT seconds; a schema that is behind is not waited for.
+    """
+    from sqlalchemy.exc import OperationalError
+
+    deadline = time.monotonic() + settings.db_wait
+    while True:
+        try:
+            return _ready_engine(settings, pool_size=pool_size)
+        except OperationalError as exc:
+            if time.monotonic() >= deadline:
+                raise
+            log.warning("database not reachable yet (%s); retrying in 2 s", _first_line(exc))
+            time.sleep(2)
+
+
 # ------------------------------------------------------------------------- commands
 
 
@@ -201,7 +220,7 @@ def cmd_daemon(args: argparse.Namespace, settings: Settings, out: TextIO) -> int
 
     settings.require_secret_key()
     settings.checked_api_url()
-    engine = _ready_engine(settings, pool_size=settings.concurrency + 2)
+    engine = _wait_for_database(settings, pool_size=settings.concurrency + 2)
     return run_daemon(
         engine, settings, every=args.every, cron=args.cron, metrics_port=args.metrics_port
     )

@@ -46,7 +46,14 @@ def build_client(
         timeout=settings.http_timeout,
         rate_limiter=RateLimiter(rate, burst=max(1, int(rate))),
         on_request=on_request,
-        retry=retry or RetryPolicy(max_attempts=settings.max_attempts, cap=settings.backoff_cap),
+        retry=retry
+        or RetryPolicy(
+            max_attempts=settings.max_attempts,
+            cap=settings.backoff_cap,
+            # a Retry-After above the cap is obeyed only up to the cap
+            retry_after_cap=settings.retry_after_cap,
+            retry_after_floor=min(0.5, settings.retry_after_cap),
+        ),
         sleep=sleep or time.sleep,
     )
 

@@ -25,7 +25,8 @@ def default_data_dir(env: Mapping[str, str]) -> Path:
     """Where the embedded Postgres keeps its data when DATABASE_URL is unset."""
     if env.get("FINTOC_SYNC_DATA_DIR"):
         return Path(env["FINTOC_SYNC_DATA_DIR"]).expanduser()
-    base = env.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    home = env.get("HOME") or str(Path.home())
+    base = env.get("XDG_DATA_HOME") or str(Path(home) / ".local" / "share")
     return Path(base) / "fintoc-sync" / "pgdata"
 
 
@@ -92,6 +93,8 @@ class Settings:
     http_timeout: float = 30.0
     max_attempts: int = 6
     backoff_cap: float = 30.0
+    retry_after_cap: float = 120.0
+    db_wait: float = 60.0
     movements_lookback_days: int = 7
     movements_initial_days: int = 30
     insecure: bool = False
@@ -113,6 +116,8 @@ class Settings:
             http_timeout=_float(env, "FINTOC_SYNC_HTTP_TIMEOUT", 30.0),
             max_attempts=_int(env, "FINTOC_SYNC_MAX_ATTEMPTS", 6),
             backoff_cap=_float(env, "FINTOC_SYNC_BACKOFF_CAP", 30.0),
+            retry_after_cap=_float(env, "FINTOC_SYNC_RETRY_AFTER_CAP", 120.0),
+            db_wait=_float(env, "FINTOC_SYNC_DB_WAIT", 60.0),
             movements_lookback_days=_int(env, "FINTOC_SYNC_LOOKBACK_DAYS", 7),
             movements_initial_days=_int(env, "FINTOC_SYNC_INITIAL_DAYS", 30),
             insecure=env.get("FINTOC_SYNC_INSECURE", "") in {"1", "true", "yes"},
