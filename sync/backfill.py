@@ -18,7 +18,6 @@ import signal
 import sys
 import threading
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -32,6 +31,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from models import Account, BackfillChunk, LinkToken, SyncRun
 from sync import load, schemas, tokens
+from sync.concurrency import run_bounded
 from sync.config import Settings
 from sync.db import make_sessionmaker
 from sync.errors import AuthenticationError, ConfigError
@@ -170,16 +170,14 @@ class Backfill:
         progress = Progress(len(targets), total, stream=self.progress_stream or sys.stderr)
         # Accounts are independent: several at once overlap API and database waits.
         # Each worker has its own session per chunk; report and progress are shared.
-        pool = ThreadPoolExecutor(max(1, self.concurrency), thread_name_prefix="backfill")
-        try:
-            futures = [pool.submit(self._account, report, progress, t, c) for t, c in plans]
-            for future in futures:
-                future.result()
-        except BaseException:
-            self._stop.set()  # chunks in flight finish and commit; no new chunk starts
-            pool.shutdown(wait=True, cancel_futures=True)
-            raise
-        pool.shutdown(wait=True)
+        # On an error or Ctrl-C, _stop is set: chunks in flight commit, no new one starts.
+        run_bounded(
+            self.concurrency,
+            plans,
+            lambda plan: self._account(report, progress, *plan),
+            name="backfill",
+            stop=self._stop,
+        )
         progress.finish()
 
     # ---------------------------------------------------------------- targets

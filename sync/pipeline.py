@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -26,6 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from models import Link, LinkToken, SyncRun
 from sync import load, schemas, tokens
+from sync.concurrency import run_bounded
 from sync.db import lock_key
 from sync.errors import ApiError, AuthenticationError, FintocSyncError, LinkError
 from sync.redact import scrub
@@ -360,10 +360,14 @@ class Pipeline:
             log.info("no link tokens registered: accounts are not fetched")
             return
         workers = max(1, min(self.concurrency, len(stored)))
-        with ThreadPoolExecutor(workers, thread_name_prefix="link") as pool:
-            jobs = [pool.submit(self._sync_one, run, t, only, rejected) for t in stored]
-            for future in jobs:
-                future.result()  # _sync_one never raises but for AuthenticationError
+        # _sync_one never raises but for AuthenticationError, which ends the run.
+        run_bounded(
+            workers,
+            stored,
+            lambda t: self._sync_one(run, t, only, rejected),
+            name="link",
+            stop=self.stop,
+        )
 
     def _sync_one(
         self,

