@@ -7,7 +7,7 @@ from sqlalchemy import Connection, text
 
 import models
 from sync.config import Settings
-from sync.db import make_engine, resolve_database_url
+from sync.store.db import make_engine, resolve_database_url
 
 config = context.config
 target_metadata = models.Base.metadata

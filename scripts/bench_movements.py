@@ -4,7 +4,7 @@
 
 Without --database-url it starts an embedded Postgres in a temporary directory. The
 movements are synthetic (no HTTP): this measures the database write path that sync and
-backfill share (sync.movements.MovementWriter). It prints figures; it asserts nothing.
+backfill share (sync.store.movements.MovementWriter). It prints figures; it asserts nothing.
 """
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ from pathlib import Path
 from _bench_db import scratch_database, server_url  # scripts/ is on sys.path
 from sqlalchemy import text
 
-from sync import schemas
-from sync.db import make_engine, make_sessionmaker
-from sync.migrate import upgrade
-from sync.movements import MovementWriter
+from sync.api import schemas
+from sync.store.db import make_engine, make_sessionmaker
+from sync.store.migrate import upgrade
+from sync.store.movements import MovementWriter
 
 ACCOUNTS = 10
 NOW = datetime(2026, 11, 1, 12, tzinfo=UTC)

@@ -10,7 +10,7 @@ wall clock so that the CLI's real "today" reads the sandbox's recent movements).
 faults (API faults through ``sb.faults``, database faults through an admin connection
 and ``pg_ctl``, process faults through signals), runs the real CLI, checks the exit code
 and that stderr/stdout say something, then clears the faults, reruns ``sync`` (it must
-exit 0: convergence) and runs the invariant check of ``sync.invariants``. Scenarios whose
+exit 0: convergence) and runs the invariant check of ``sync.sandbox.invariants``. Scenarios whose
 sandbox does not move during the fault also get a *safety* check right after the
 faulted run: nothing may be wrong or duplicated yet (only missing, to be fetched again).
 
@@ -45,11 +45,11 @@ from cryptography.fernet import Fernet  # noqa: E402
 from sqlalchemy import Engine, create_engine, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
-from sync import tokens  # noqa: E402
-from sync.db import make_engine  # noqa: E402
-from sync.invariants import Violation, check_invariants, count_by_category  # noqa: E402
 from sync.sandbox import Sandbox  # noqa: E402
 from sync.sandbox.clock import EPOCH, TICK  # noqa: E402
+from sync.sandbox.invariants import Violation, check_invariants, count_by_category  # noqa: E402
+from sync.store import vault  # noqa: E402
+from sync.store.db import make_engine  # noqa: E402
 
 TEMPLATE = "chaos_warm"
 COLD = "chaos_cold"
@@ -559,7 +559,7 @@ class Runner:
         ``warm`` (every token the org ever had, synced until a run exits 0)."""
         from sqlalchemy.orm import Session
 
-        from sync.migrate import upgrade
+        from sync.store.migrate import upgrade
 
         sb = sandbox_near_now(self.seed)
         for name, raw in (
@@ -573,7 +573,7 @@ class Runner:
             engine = make_engine(self.pg.db_url(name), pool_size=1)
             upgrade(engine)
             with engine.begin() as conn, Session(conn) as session:
-                tokens.add_tokens(session, tokens.make_cipher(self.key), raw, datetime.now(UTC))
+                vault.add_tokens(session, vault.make_cipher(self.key), raw, datetime.now(UTC))
                 session.flush()
             engine.dispose()
         env = self._env(TEMPLATE, sb)

@@ -2,6 +2,6 @@
 
 import sys
 
-from sync.cli import main
+from sync.app.cli import main
 
 sys.exit(main())

@@ -9,8 +9,9 @@ from __future__ import annotations
 import ipaddress
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import MISSING, dataclass, field, replace
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from sync.errors import ConfigError
@@ -98,6 +99,7 @@ class Settings:
     movements_lookback_days: int = 7
     movements_initial_days: int = 30
     insecure: bool = False
+    metrics_host: str = "127.0.0.1"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -111,16 +113,23 @@ class Settings:
             api_version=api_version,
             encryption_key=env.get("FINTOC_SYNC_ENCRYPTION_KEY") or None,
             data_dir=default_data_dir(env),
-            requests_per_second=_float(env, "FINTOC_SYNC_REQUESTS_PER_SECOND", 20.0),
-            concurrency=_int(env, "FINTOC_SYNC_CONCURRENCY", 4),
-            http_timeout=_float(env, "FINTOC_SYNC_HTTP_TIMEOUT", 30.0),
-            max_attempts=_int(env, "FINTOC_SYNC_MAX_ATTEMPTS", 6),
-            backoff_cap=_float(env, "FINTOC_SYNC_BACKOFF_CAP", 30.0),
-            retry_after_cap=_float(env, "FINTOC_SYNC_RETRY_AFTER_CAP", 120.0),
-            db_wait=_float(env, "FINTOC_SYNC_DB_WAIT", 60.0),
-            movements_lookback_days=_int(env, "FINTOC_SYNC_LOOKBACK_DAYS", 7),
-            movements_initial_days=_int(env, "FINTOC_SYNC_INITIAL_DAYS", 30),
+            requests_per_second=_float(
+                env, "FINTOC_SYNC_REQUESTS_PER_SECOND", _D["requests_per_second"]
+            ),
+            concurrency=_int(env, "FINTOC_SYNC_CONCURRENCY", _D["concurrency"]),
+            http_timeout=_float(env, "FINTOC_SYNC_HTTP_TIMEOUT", _D["http_timeout"]),
+            max_attempts=_int(env, "FINTOC_SYNC_MAX_ATTEMPTS", _D["max_attempts"]),
+            backoff_cap=_float(env, "FINTOC_SYNC_BACKOFF_CAP", _D["backoff_cap"]),
+            retry_after_cap=_float(env, "FINTOC_SYNC_RETRY_AFTER_CAP", _D["retry_after_cap"]),
+            db_wait=_float(env, "FINTOC_SYNC_DB_WAIT", _D["db_wait"]),
+            movements_lookback_days=_int(
+                env, "FINTOC_SYNC_LOOKBACK_DAYS", _D["movements_lookback_days"]
+            ),
+            movements_initial_days=_int(
+                env, "FINTOC_SYNC_INITIAL_DAYS", _D["movements_initial_days"]
+            ),
             insecure=env.get("FINTOC_SYNC_INSECURE", "") in {"1", "true", "yes"},
+            metrics_host=env.get("FINTOC_SYNC_METRICS_HOST") or _D["metrics_host"],
         )
 
     def with_overrides(self, **changes: object) -> Settings:
@@ -159,3 +168,9 @@ class Settings:
                 "would travel unencrypted. Use https://, or pass --insecure if you must."
             )
         return url
+
+
+#: The one statement of each default: the dataclass fields above.
+_D: dict[str, Any] = {
+    f.name: f.default for f in Settings.__dataclass_fields__.values() if f.default is not MISSING
+}

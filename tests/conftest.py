@@ -16,7 +16,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from sync.config import normalize_database_url
-from sync.db import make_engine, make_sessionmaker
+from sync.sandbox import Sandbox
+from sync.store.db import make_engine, make_sessionmaker
 
 TEMPLATE = "fintoc_sync_test_template"
 
@@ -50,7 +51,7 @@ def _with_db(server_url: str, name: str) -> str:
 @pytest.fixture(scope="session")
 def template_url(pg_server_url: str) -> str:
     """A database migrated to head once per session, cloned by every test."""
-    from sync.migrate import upgrade
+    from sync.store.migrate import upgrade
 
     admin = _admin(pg_server_url)
     with admin.connect() as conn:
@@ -108,3 +109,16 @@ def sessions(engine: Engine) -> sessionmaker[Session]:
 def fernet_key() -> str:
     """A fresh Fernet key for link-token encryption."""
     return Fernet.generate_key().decode()
+
+
+@pytest.fixture
+def sandbox() -> Iterator[Sandbox]:
+    """The default sandbox organization (seed 42), served over real HTTP on loopback."""
+    with Sandbox(seed=42) as sb:
+        yield sb
+
+
+@pytest.fixture
+def sb(sandbox: Sandbox) -> Sandbox:
+    """The same sandbox under its short name."""
+    return sandbox

@@ -1,5 +1,5 @@
 """Fixtures of the chaos tests: the movement tests' sandbox harness, reused."""
 
-from tests.movements.conftest import harness, sb
+from tests.run.conftest import harness
 
-__all__ = ["harness", "sb"]
+__all__ = ["harness"]

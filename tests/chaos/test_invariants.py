@@ -9,8 +9,8 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import Engine, text
 
-from sync.invariants import check_invariants, count_by_category
-from tests.movements.conftest import Harness
+from sync.sandbox.invariants import check_invariants, count_by_category
+from tests.run.conftest import Harness
 
 
 @pytest.fixture
@@ -96,12 +96,12 @@ def test_a_running_row_is_a_violation_when_asked(synced: Harness, engine: Engine
 
 
 def test_the_cli_reads_the_truth_over_http(synced: Harness, db_url: str) -> None:
-    """`python -m sync.invariants` fetches /_sandbox/truth and exits 0 when all holds."""
+    """`python -m sync.sandbox.invariants` fetches /_sandbox/truth and exits 0 when all holds."""
     done = subprocess.run(
         [
             sys.executable,
             "-m",
-            "sync.invariants",
+            "sync.sandbox.invariants",
             "--database-url",
             db_url,
             "--api-url",

@@ -9,11 +9,13 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
-from sync import load, movements, schemas
+from sync.api import schemas
 from sync.errors import PayloadError
 from sync.sandbox import Sandbox
+from sync.store import loaders, movements
 
 NOW = datetime(2026, 11, 1, 12, tzinfo=UTC)
 
@@ -90,11 +92,21 @@ def test_whatever_parses_can_be_stored(
     with sessions() as session:
         if parsed_link is not None:
             lnk, accounts = parsed_link
-            load.upsert_links(session, [lnk], NOW, None)
-            load.upsert_accounts(session, [a for a in accounts if a.link_id == lnk.id], NOW, None)
+            loaders.upsert_links(session, [lnk], NOW, None)
+            loaders.upsert_accounts(
+                session, [a for a in accounts if a.link_id == lnk.id], NOW, None
+            )
+            stored = session.execute(
+                text("SELECT count(*) FROM fintoc.links WHERE id = :i"), {"i": lnk.id}
+            ).scalar()
+            assert stored == 1, "the parsed link reached the table"
             if parsed_movement is not None and accounts:
                 mov = schemas.parse_movement(movement, accounts[0].id)
                 movements.write_batch(session, [mov], NOW)
+                amount = session.execute(
+                    text("SELECT amount FROM fintoc.movements WHERE id = :i"), {"i": mov.id}
+                ).scalar()
+                assert amount == mov.amount, "the parsed movement reached the table"
         session.rollback()
 
 

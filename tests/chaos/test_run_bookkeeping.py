@@ -9,10 +9,10 @@ from sqlalchemy import Engine, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from models import SyncRun
-from sync import tokens
-from sync.backfill import Backfill
-from sync.pipeline import RunLease, close_abandoned_runs
-from tests.movements.conftest import Harness
+from sync.run.backfill import Backfill
+from sync.run.runs import RunLease, close_abandoned_runs
+from sync.store import vault
+from tests.run.conftest import Harness
 
 
 def _statuses(sessions: sessionmaker[Session]) -> list[str]:
@@ -79,7 +79,7 @@ def test_an_interrupted_backfill_closes_its_run_as_interrupted(
         return real(*args, **kwargs)  # type: ignore[arg-type]
 
     client.iter_movements = interrupting  # type: ignore[method-assign]
-    backfill = Backfill(client, sessions, tokens.make_cipher(harness.fernet_key), clock=harness.now)
+    backfill = Backfill(client, sessions, vault.make_cipher(harness.fernet_key), clock=harness.now)
     with pytest.raises(KeyboardInterrupt):
         backfill.run(harness.today() - timedelta(days=60), harness.today(), chunk_days=10)
     assert _statuses(sessions)[-1] == "interrupted"

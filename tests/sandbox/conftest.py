@@ -11,13 +11,6 @@ from sync.sandbox import Sandbox
 
 
 @pytest.fixture
-def sandbox() -> Iterator[Sandbox]:
-    """A default-org sandbox (seed 42) on a free port."""
-    with Sandbox(seed=42) as sb:
-        yield sb
-
-
-@pytest.fixture
 def client(sandbox: Sandbox) -> Iterator[httpx.Client]:
     """An httpx client that sends the raw secret key, like the official SDKs."""
     headers = {"Authorization": sandbox.secret_key}

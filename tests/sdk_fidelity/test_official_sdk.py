@@ -117,8 +117,11 @@ def test_generated_link_round_trip(sandbox: Running) -> None:
     """A generated link's token works for link, accounts and movements."""
     token = next(t for t in sandbox.tokens if t != SEED_TOKEN)
     link = sdk(sandbox).links.get(token)
-    for account in link.accounts.list():
-        list(account.movements.list())
+    accounts = list(link.accounts.list())
+    assert accounts, "the generated link should have accounts"
+    movements = [m for account in accounts for m in account.movements.list()]
+    assert movements, "its accounts should have movements"
+    assert all(isinstance(m.amount, int) and m.id for m in movements)
 
 
 def test_wrong_key_raises_authentication_error(sandbox: Running) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from sync.client import FintocClient
+from sync.api.client import FintocClient
 from sync.errors import FintocSyncError
 
 KEY = "opaque-KEY-abcdef0123456789"

@@ -37,6 +37,8 @@ def test_every_command_ran_and_met_the_faults(gauntlet: Gauntlet) -> None:
 
 def test_no_secret_in_stdout_or_stderr_of_any_command(gauntlet: Gauntlet) -> None:
     """stdout and stderr of every command at DEBUG, failures included, hold no secret."""
+    assert len(gauntlet.outputs) >= 5, "the gauntlet should have run every command"
+    assert gauntlet.secrets, "the gauntlet should know the secrets it looks for"
     for name, result in gauntlet.outputs.items():
         assert not _leaks(result.stdout, gauntlet.secrets), name
         assert not _leaks(result.stderr, gauntlet.secrets), name

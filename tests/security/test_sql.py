@@ -24,16 +24,25 @@ SQL = re.compile(
 
 #: (file, interpolated expression) → why it is safe. Every entry is a constant of ours.
 ALLOWED: dict[tuple[str, str], str] = {
-    ("sync/demo.py", "DEMO_DB"): 'the module constant "fintoc_demo", quoted as an identifier',
-    ("sync/demo.py", "table"): "loops over a literal tuple of our table names",
-    ("sync/invariants.py", "cols"): "', '.join(TRACKED): the movement column names, a constant",
-    ("sync/movements.py", "', '.join(_COLS)"): "the movement column names, a constant tuple",
-    ("sync/movements.py", "cols"): "', '.join(_COLS): the movement column names",
-    ("sync/movements.py", "', '.join(('v.' + c for c in _COLS))"): "the column names, prefixed",
-    ("sync/movements.py", "arrays"): "CAST(:col AS type[]) per column of the constant TRACKED",
-    ("sync/movements.py", "sets"): "col = EXCLUDED.col per column of the constant TRACKED",
-    ("sync/movements.py", "old"): "movements.col per column of the constant TRACKED",
-    ("sync/movements.py", "new"): "EXCLUDED.col per column of the constant TRACKED",
+    ("sync/app/demo.py", "DEMO_DB"): 'the module constant "fintoc_demo", quoted as an identifier',
+    ("sync/app/demo.py", "table"): "loops over a literal tuple of our table names",
+    (
+        "sync/sandbox/invariants.py",
+        "cols",
+    ): "', '.join(TRACKED): the movement column names, a constant",
+    ("sync/store/movements.py", "', '.join(_COLS)"): "the movement column names, a constant tuple",
+    ("sync/store/movements.py", "cols"): "', '.join(_COLS): the movement column names",
+    (
+        "sync/store/movements.py",
+        "', '.join(('v.' + c for c in _COLS))",
+    ): "the column names, prefixed",
+    (
+        "sync/store/movements.py",
+        "arrays",
+    ): "CAST(:col AS type[]) per column of the constant TRACKED",
+    ("sync/store/movements.py", "sets"): "col = EXCLUDED.col per column of the constant TRACKED",
+    ("sync/store/movements.py", "old"): "movements.col per column of the constant TRACKED",
+    ("sync/store/movements.py", "new"): "EXCLUDED.col per column of the constant TRACKED",
     ("migrations/env.py", "SCHEMA"): 'models.SCHEMA, the constant "fintoc"',
     ("migrations/versions/0001_initial_schema.py", "name"): "keys of the literal VIEWS dict",
     ("migrations/versions/0001_initial_schema.py", "body"): "values of the literal VIEWS dict",

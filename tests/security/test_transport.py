@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from sync.client import FintocClient
+from sync.api.client import FintocClient
 from sync.config import Settings, is_loopback_url
 from sync.errors import ConfigError, TransportError
 from tests.helpers import run_cli

@@ -1,0 +1,438 @@
+"""FintocClient: auth, Link-header pagination, retries with backoff, status → error.
+
+Three layers, as in stripe-python: the public methods (what to fetch) → ``_get`` (one
+request with retries; the only place that decides to retry) → ``_attempt`` (one HTTP
+exchange; httpx exceptions are translated at exactly one seam, ``_send``). HTTP status
+is mapped to an error in exactly one function, :func:`_error_for`.
+
+Link tokens travel in URLs (query ``link_token=`` and the ``/v1/links/{token}`` path),
+so no message built here contains a URL: messages use a path template such as
+``GET /v1/accounts/{id}/movements`` and are scrubbed anyway.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from email.utils import parsedate_to_datetime
+from importlib.metadata import PackageNotFoundError, version
+from types import TracebackType
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from sync.api.ratelimit import RateLimiter
+from sync.errors import (
+    ApiError,
+    AuthenticationError,
+    ConfigError,
+    FintocSyncError,
+    InvalidRequestError,
+    LinkError,
+    MalformedBodyError,
+    PaginationError,
+    PayloadError,
+    RateLimitedError,
+    RetriableError,
+    ServerError,
+    TransportError,
+)
+from sync.redact import scrub
+
+log = logging.getLogger(__name__)
+
+try:
+    __version__ = version("fintoc-sync")
+except PackageNotFoundError:  # running from a source tree that is not installed
+    __version__ = "0+unknown"
+
+DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
+RETRIABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+
+# --------------------------------------------------------------------------- retry policy
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How many times and how long to wait. ``max_attempts`` counts the first try."""
+
+    max_attempts: int = 6
+    base: float = 0.5
+    cap: float = 30.0
+    retry_after_floor: float = 0.5
+    retry_after_cap: float = 120.0
+    # a 200 with a broken body is retried only a couple of times: it may be truncated,
+    # but if the server really sends garbage, six attempts would just waste time
+    malformed_body_attempts: int = 3
+
+
+DEFAULT_RETRY = RetryPolicy()
+
+
+def should_retry(exc_or_status: BaseException | int, attempt: int, policy: RetryPolicy) -> bool:
+    """Whether to try again after ``attempt`` (1-based) failed with this status or error."""
+    if attempt >= policy.max_attempts:
+        return False
+    if isinstance(exc_or_status, int):
+        return exc_or_status in RETRIABLE_STATUSES
+    if isinstance(exc_or_status, MalformedBodyError):
+        return attempt < policy.malformed_body_attempts
+    return isinstance(exc_or_status, FintocSyncError) and exc_or_status.retriable
+
+
+def backoff_delay(attempt: int, policy: RetryPolicy) -> float:
+    """Capped exponential backoff after ``attempt`` (1-based): base, 2·base, 4·base…"""
+    exponent = min(max(attempt - 1, 0), 62)  # bounded so huge attempts cannot overflow
+    return float(min(policy.cap, policy.base * 2**exponent))
+
+
+def add_jitter(delay: float, rng: random.Random) -> float:
+    """Spread retries of many workers: a delay uniformly in [delay/2, delay]."""
+    return delay / 2 + rng.uniform(0, delay / 2)
+
+
+def retry_after_seconds(header_value: str | None, now: datetime) -> float | None:
+    """Parse ``Retry-After`` (delta-seconds or HTTP-date) into seconds; None if unusable."""
+    if header_value is None or not header_value.strip():
+        return None
+    value = header_value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:  # RFC 9110 dates are GMT
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - now).total_seconds()
+    if seconds != seconds:  # NaN
+        return None
+    return max(0.0, seconds)
+
+
+def retry_delay(
+    error: BaseException, attempt: int, policy: RetryPolicy, rng: random.Random
+) -> float:
+    """The wait before the next attempt: Retry-After within [floor, cap], else backoff."""
+    if isinstance(error, RetriableError) and error.retry_after is not None:
+        return min(policy.retry_after_cap, max(policy.retry_after_floor, error.retry_after))
+    return add_jitter(backoff_delay(attempt, policy), rng)
+
+
+# --------------------------------------------------------------------------- status → error
+
+
+def _error_body(response: httpx.Response) -> dict[str, Any]:
+    """Fintoc's ``{"error": {...}}`` when the body is that; {} for HTML and the like."""
+    try:
+        body = json.loads(response.content)
+    except (ValueError, UnicodeDecodeError):
+        return {}
+    error = body.get("error") if isinstance(body, dict) else None
+    return error if isinstance(error, dict) else {}
+
+
+def _text(value: object) -> str | None:
+    return value[:200] if isinstance(value, str) else None
+
+
+def _error_class(status: int, error_type: str | None) -> type[ApiError]:
+    if status in (401, 403) or error_type == "authentication_error":
+        return AuthenticationError
+    if status == 429:
+        return RateLimitedError
+    if status >= 500:
+        return ServerError
+    if status in (404, 406, 410) or error_type in ("link_error", "institution_error"):
+        return LinkError
+    if 400 <= status < 500:
+        return InvalidRequestError
+    return ApiError  # 1xx/3xx: nothing we asked for (redirects are not followed)
+
+
+def _error_for(
+    response: httpx.Response, what: str, secrets: Iterable[str] = (), now: datetime | None = None
+) -> ApiError:
+    """Map a non-2xx response to its error; ``what`` is e.g. ``GET /v1/links/{token}``."""
+    status = response.status_code
+    body = _error_body(response)
+    error_type, code = _text(body.get("type")), _text(body.get("code"))
+    detail = _text(body.get("message")) or ("non-JSON error body" if not body else "no message")
+    cls = _error_class(status, error_type)
+    message = scrub(f"{what} failed with HTTP {status}: {detail}", secrets)
+    error = cls(
+        message,
+        status=status,
+        error_type=error_type,
+        code=code,
+        request_id=_text(response.headers.get("x-request-id")),
+    )
+    if isinstance(error, RetriableError):
+        error.retry_after = retry_after_seconds(
+            response.headers.get("retry-after"), now or datetime.now(UTC)
+        )
+    return error
+
+
+# --------------------------------------------------------------------------- the client
+
+
+def _default_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class FintocClient:
+    """A synchronous, thread-safe client for Fintoc's data-aggregation API (``/v1``).
+
+    List methods are generators: they page through ``rel="next"`` links lazily and
+    yield plain JSON objects (parse them with :mod:`sync.api.schemas`).
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        secret_key: str,
+        *,
+        api_version: str | None = "2023-11-15",
+        timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
+        transport: httpx.BaseTransport | None = None,
+        retry: RetryPolicy = DEFAULT_RETRY,
+        rate_limiter: RateLimiter | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        max_pages: int = 10_000,
+        per_page: int = 300,
+        user_agent: str = f"fintoc-sync/{__version__}",
+        on_request: Callable[[str, int | None, int], None] | None = None,
+        rng: random.Random | None = None,
+        now: Callable[[], datetime] = _default_now,
+    ) -> None:
+        if not secret_key:
+            raise ConfigError("a Fintoc secret key is required")
+        self._base = httpx.URL(base_url.rstrip("/") + "/")
+        if self._base.scheme not in ("http", "https") or not self._base.host:
+            raise ConfigError("the Fintoc API URL must be an absolute http(s) URL")
+        self._secret_key = secret_key
+        self.retry, self.max_pages, self.per_page = retry, max_pages, per_page
+        self._limiter, self._sleep, self._on_request = rate_limiter, sleep, on_request
+        self._rng, self._now = rng or random.Random(), now  # jitter, not crypto
+        self._http = httpx.Client(
+            headers=self._headers(api_version, user_agent),
+            timeout=timeout,
+            transport=transport,
+            follow_redirects=False,
+            verify=True,  # never turned off: there is deliberately no setting for it
+        )
+
+    def _headers(self, api_version: str | None, user_agent: str) -> dict[str, str]:
+        headers = {
+            "Authorization": self._secret_key,  # verbatim, no "Bearer" (fintoc-api.md §1.1)
+            "Accept": "application/json",
+            "User-Agent": user_agent,
+        }
+        if api_version:
+            headers["Fintoc-Version"] = api_version
+        return headers
+
+    # ---------------------------------------------------------------- lifecycle
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._http.close()
+
+    def __enter__(self) -> FintocClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # ---------------------------------------------------------------- public API
+
+    def iter_links(self, status: str | None = None) -> Iterator[dict[str, Any]]:
+        """Every link of the organization (``GET /v1/links``), optionally by status."""
+        params = {"status": status} if status else {}
+        return self._paginate("v1/links", params, "GET /v1/links", ())
+
+    def get_link(self, link_token: str) -> dict[str, Any]:
+        """One link with its accounts (``GET /v1/links/{link_token}``)."""
+        path = "v1/links/" + quote(link_token, safe="")
+        what = "GET /v1/links/{link_token}"
+        body, _ = self._get(self._base.join(path), None, what, (link_token,))
+        return self._expect_object(body, what)
+
+    def iter_accounts(self, link_token: str) -> Iterator[dict[str, Any]]:
+        """The accounts of a link (``GET /v1/accounts?link_token=…``)."""
+        params = {"link_token": link_token}
+        return self._paginate("v1/accounts", params, "GET /v1/accounts", (link_token,))
+
+    def iter_movements(
+        self,
+        account_id: str,
+        link_token: str,
+        *,
+        since: date | None = None,
+        until: date | None = None,
+        confirmed_only: bool = False,
+    ) -> Iterator[dict[str, Any]]:
+        """Movements of an account with ``since <= post_date < until``, newest first.
+
+        ``confirmed_only=False`` (our default, unlike Fintoc's) also returns pending,
+        reversed and duplicated movements, so their status changes are recorded.
+        """
+        params = {"link_token": link_token, "confirmed_only": str(confirmed_only).lower()}
+        if since is not None:
+            params["since"] = since.isoformat()
+        if until is not None:
+            params["until"] = until.isoformat()
+        path = f"v1/accounts/{quote(account_id, safe='')}/movements"
+        what = "GET /v1/accounts/{id}/movements"
+        return self._paginate(path, params, what, (link_token,))
+
+    # ---------------------------------------------------------------- pagination
+
+    def _paginate(
+        self, path: str, params: dict[str, str], what: str, secrets: tuple[str, ...]
+    ) -> Iterator[dict[str, Any]]:
+        """Yield the items of every page; stop on no ``next`` (or an empty last page)."""
+        url: httpx.URL | None = self._base.join(path)
+        query: dict[str, str] | None = {**params, "per_page": str(self.per_page)}
+        visited: set[str] = set()
+        previous_ids: list[object] | None = None
+        for _page in range(self.max_pages):
+            if url is None:
+                return
+            body, response = self._get(url, query, what, secrets)
+            visited.add(str(response.request.url))
+            items = self._expect_items(body, what)
+            if not items:
+                if response.links.get("next"):  # not the end: treating it so would lose rows
+                    raise PaginationError(f"{what}: empty page with a next link", field="Link")
+                return
+            ids = [item.get("id") for item in items]
+            if ids == previous_ids:
+                raise PaginationError(f"{what}: a page repeated the previous one", field="page")
+            previous_ids = ids
+            yield from items
+            url, query = self._next_url(response, what, visited), None
+        if url is not None:
+            raise PaginationError(f"{what}: more than {self.max_pages} pages", field="page")
+
+    def _next_url(self, response: httpx.Response, what: str, visited: set[str]) -> httpx.URL | None:
+        """The ``rel="next"`` URL, refused if it leaves our host or was already fetched."""
+        raw = response.links.get("next", {}).get("url")
+        if not raw:
+            return None
+        url = response.request.url.join(raw)
+        if (url.scheme, url.host, url.port) != (
+            self._base.scheme,
+            self._base.host,
+            self._base.port,
+        ):
+            # following it would send the secret key to someone else
+            raise PayloadError(f"{what}: next page URL points to another host", field="Link")
+        if str(url) in visited:
+            raise PaginationError(f"{what}: next page URL was already fetched", field="Link")
+        return url
+
+    @staticmethod
+    def _expect_items(body: object, what: str) -> list[dict[str, Any]]:
+        if not isinstance(body, list):
+            kind = type(body).__name__
+            raise PayloadError(f"{what}: expected a JSON array, got {kind}", field="<body>")
+        if not all(isinstance(item, dict) for item in body):
+            raise PayloadError(f"{what}: expected an array of objects", field="<body>")
+        return body
+
+    @staticmethod
+    def _expect_object(body: object, what: str) -> dict[str, Any]:
+        if not isinstance(body, dict):
+            kind = type(body).__name__
+            raise PayloadError(f"{what}: expected a JSON object, got {kind}", field="<body>")
+        return body
+
+    # ---------------------------------------------------------------- one request, retried
+
+    def _get(
+        self,
+        url: httpx.URL,
+        params: dict[str, str] | None,
+        what: str,
+        secrets: tuple[str, ...],
+    ) -> tuple[Any, httpx.Response]:
+        """GET with retries: the only place that decides whether to try again."""
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return self._attempt(url, params, what, secrets, attempt)
+            except FintocSyncError as error:
+                if not should_retry(error, attempt, self.retry):
+                    raise
+                delay = retry_delay(error, attempt, self.retry, self._rng)
+                log.warning(
+                    "%s: attempt %d failed (%s); retrying in %.2fs",
+                    what,
+                    attempt,
+                    scrub(str(error), (self._secret_key, *secrets)),
+                    delay,
+                )
+            # sleep outside the except block so the next error is not chained to this one
+            self._sleep(delay)
+
+    def _attempt(
+        self,
+        url: httpx.URL,
+        params: dict[str, str] | None,
+        what: str,
+        secrets: tuple[str, ...],
+        attempt: int,
+    ) -> tuple[Any, httpx.Response]:
+        """One HTTP exchange: rate limit, send, map status, decode JSON."""
+        if self._limiter is not None:
+            self._limiter.acquire()
+        # params=None keeps a next-page URL's query intact (params={} would wipe it)
+        request = self._http.build_request("GET", url, params=params)
+        response = self._send(request, what, secrets, attempt)
+        if not 200 <= response.status_code < 300:
+            raise _error_for(response, what, (self._secret_key, *secrets), self._now())
+        return self._decode(response, what), response
+
+    def _send(
+        self, request: httpx.Request, what: str, secrets: tuple[str, ...], attempt: int
+    ) -> httpx.Response:
+        """The one seam where httpx exceptions become ours."""
+        try:
+            response = self._http.send(request)
+        except httpx.TransportError as exc:  # timeouts, refused, reset, protocol errors
+            description = scrub(f"{type(exc).__name__}: {exc}", (self._secret_key, *secrets))
+            self._report(attempt, None)
+        else:
+            self._report(attempt, response.status_code)
+            return response
+        # raised outside the except block and `from None`: the httpx exception's text
+        # may hold the URL with its link_token, and tracebacks print causes and contexts
+        raise TransportError(f"{what} failed: {description}") from None
+
+    def _report(self, attempt: int, status: int | None) -> None:
+        if self._on_request is not None:
+            self._on_request("GET", status, attempt)
+
+    @staticmethod
+    def _decode(response: httpx.Response, what: str) -> Any:
+        try:
+            return json.loads(response.content)
+        except (ValueError, UnicodeDecodeError):
+            pass
+        raise MalformedBodyError(f"{what}: response body is not valid JSON", field="<body>")

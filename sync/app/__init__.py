@@ -1,0 +1,1 @@
+"""The edges: CLI, wiring (the composition root), daemon, metrics, logs, progress, demo."""

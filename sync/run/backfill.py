@@ -1,0 +1,365 @@
+"""``fintoc-sync backfill``: load movement history for a date range, resumably.
+
+Each account's range ``[since, until)`` is split into chunks. A chunk is read
+completely, written with the same batch writer as the incremental sync
+(:func:`sync.store.movements.write_batch`), reconciled (stored movements of the chunk that
+the API no longer returns are soft-deleted), and checkpointed in ``backfill_chunks`` —
+all in one transaction. A killed run therefore loses at most the chunk in flight, and
+a rerun skips the checkpointed chunks. ``movement_cursors`` is never touched: the
+incremental sync owns it. A sync of the same account waits on the account's advisory
+lock while a chunk is written, and vice versa.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Any, Protocol
+
+from cryptography.fernet import Fernet
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session, sessionmaker
+
+from models import Account, BackfillChunk, LinkToken
+from sync.api import schemas
+from sync.errors import AuthenticationError, ConfigError
+from sync.run.concurrency import run_bounded
+from sync.run.context import Clock, Failure, utc_now
+from sync.run.movements import MovementSource
+from sync.run.pipeline import is_unknown_token
+from sync.run.runs import RunLease, close_run
+from sync.store import loaders, vault
+from sync.store.movements import MovementWriter, lock_account
+
+log = logging.getLogger(__name__)
+
+Range = tuple[date, date]
+
+
+# ---------------------------------------------------------------- pure helpers
+
+
+def parse_day(raw: str | None, flag: str) -> date:
+    """A ``YYYY-MM-DD`` flag value, or a ConfigError (exit 2) that shows the format."""
+    try:
+        return date.fromisoformat(str(raw).strip())
+    except ValueError:
+        raise ConfigError(f"{flag} must be a date like 2024-01-01") from None
+
+
+def split_range(since: date, until: date, days: int) -> list[Range]:
+    """``[since, until)`` as consecutive chunks of at most ``days`` days, oldest first."""
+    chunks: list[Range] = []
+    start = since
+    while start < until:
+        end = min(start + timedelta(days=days), until)
+        chunks.append((start, end))
+        start = end
+    return chunks
+
+
+def is_covered(chunk: Range, done: Sequence[Range]) -> bool:
+    """Whether checkpointed ranges (of any chunk size) together cover ``chunk``."""
+    reached = chunk[0]
+    for start, end in sorted(done):
+        if start > reached:
+            break
+        reached = max(reached, end)
+        if reached >= chunk[1]:
+            return True
+    return reached >= chunk[1]
+
+
+# ---------------------------------------------------------------- what to read
+
+
+@dataclass(frozen=True)
+class Target:
+    """One account to backfill; repr never shows the token."""
+
+    link_id: str
+    account_id: str
+    token: str = field(repr=False)
+
+
+@dataclass
+class BackfillReport:
+    """The outcome of a backfill run."""
+
+    run_id: int
+    chunks_done: int = 0
+    chunks_skipped: int = 0
+    movements_read: int = 0
+    movements_upserted: int = 0
+    movements_changed: int = 0
+    movements_removed: int = 0
+    failures: list[Failure] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        """0 every chunk done, 1 some account failed (the rest is committed)."""
+        return 1 if self.failures else 0
+
+
+class ProgressSink(Protocol):
+    """Where a backfill reports its progress (the app draws it)."""
+
+    def chunk_done(self, account_id: str, since: str, until: str, movements: int) -> None: ...
+
+    def account_done(self, skipped_chunks: int = 0) -> None: ...
+
+    def finish(self) -> None: ...
+
+
+class _NoProgress:
+    def chunk_done(self, account_id: str, since: str, until: str, movements: int) -> None:
+        pass
+
+    def account_done(self, skipped_chunks: int = 0) -> None:
+        pass
+
+    def finish(self) -> None:
+        pass
+
+
+@dataclass
+class Backfill:
+    """Runs backfills with a client, a sessionmaker and the token cipher."""
+
+    client: Any  # MovementSource plus get_link
+    sessions: sessionmaker[Session]
+    cipher: Fernet
+    clock: Clock = utc_now
+    progress: Callable[[int, int], ProgressSink] = lambda accounts, chunks: _NoProgress()
+    # Decrypted tokens are handed here (the composition root scrubs them from logs).
+    register_secrets: Callable[[Iterable[str]], None] = lambda secrets: None
+    concurrency: int = 1
+    _rejected: frozenset[str] = frozenset()  # fingerprints the API already refused
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _lease: RunLease | None = None
+
+    def run(
+        self,
+        since: date,
+        until: date,
+        *,
+        chunk_days: int = 31,
+        link_id: str | None = None,
+        account_id: str | None = None,
+    ) -> BackfillReport:
+        """Backfill every selected account; per-account errors are recorded, not raised.
+
+        Ctrl-C / SIGTERM (KeyboardInterrupt) or any unexpected error closes the run row
+        as ``interrupted`` / ``failed`` before propagating; the chunk in flight rolls back.
+        """
+        report = BackfillReport(run_id=self._open_run())
+        try:
+            self._run(report, since, until, chunk_days, link_id, account_id)
+        except KeyboardInterrupt:
+            self._close_run(report, status="interrupted")
+            raise
+        except BaseException as exc:
+            report.failures.append(Failure.of(exc))
+            self._close_run(report, status="failed")
+            raise
+        self._close_run(report)
+        return report
+
+    def _run(
+        self,
+        report: BackfillReport,
+        since: date,
+        until: date,
+        chunk_days: int,
+        link_id: str | None,
+        account_id: str | None,
+    ) -> None:
+        targets = self._targets(report, link_id, account_id)
+        plans = [
+            (t, self._pending_chunks(t, split_range(since, until, chunk_days))) for t in targets
+        ]
+        total = sum(len(chunks) for _, chunks in plans)
+        report.chunks_skipped = len(targets) * len(split_range(since, until, chunk_days)) - total
+        progress = self.progress(len(targets), total)
+        # Accounts are independent: several at once overlap API and database waits.
+        # Each worker has its own session per chunk; report and progress are shared.
+        # On an error or Ctrl-C, _stop is set: chunks in flight commit, no new one starts.
+        run_bounded(
+            self.concurrency,
+            plans,
+            lambda plan: self._account(report, progress, *plan),
+            name="backfill",
+            stop=self._stop,
+        )
+        progress.finish()
+
+    # ---------------------------------------------------------------- targets
+
+    def _targets(
+        self, report: BackfillReport, link_id: str | None, account_id: str | None
+    ) -> list[Target]:
+        with self.sessions() as session:
+            stored = vault.load_tokens(session, self.cipher)
+            self._rejected = frozenset(
+                session.scalars(
+                    select(LinkToken.fingerprint).where(LinkToken.invalid_since.is_not(None))
+                )
+            )
+        self.register_secrets([t.token for t in stored])
+        if link_id is not None:
+            stored = [t for t in stored if t.link_id in (link_id, None)]
+        targets: list[Target] = []
+        for token in stored:
+            targets += self._accounts_of(report, token, link_id)
+        if account_id is not None:
+            targets = [t for t in targets if t.account_id == account_id]
+        if (link_id or account_id) and not targets:
+            which = f"account {account_id}" if account_id else f"link {link_id}"
+            raise ConfigError(f"no registered link token gives access to {which}")
+        return sorted(targets, key=lambda t: (t.link_id, t.account_id))
+
+    def _accounts_of(
+        self, report: BackfillReport, token: vault.StoredToken, only: str | None
+    ) -> list[Target]:
+        """The link's accounts, from the database, or from the API if it is unknown yet."""
+        known: list[str] = []
+        if token.link_id is not None:
+            with self.sessions() as session:
+                query = select(Account.id).where(Account.link_id == token.link_id)
+                known = list(session.scalars(query.order_by(Account.id)))
+        if known:
+            assert token.link_id is not None
+            return [Target(token.link_id, a, token.token) for a in known]
+        try:
+            link, accounts = self._load_link(token)
+        except AuthenticationError:
+            raise
+        except Exception as exc:  # one bad link must not stop the others
+            if token.fingerprint in self._rejected and is_unknown_token(exc):
+                log.info("a registered token is still rejected by the API: skipped")
+                return []
+            if is_unknown_token(exc):
+                with self.sessions.begin() as session:
+                    vault.mark_invalid(session, token.fingerprint, self.clock())
+            self._fail(report, token.link_id, None, exc)
+            return []
+        if only is not None and link.id != only:
+            return []
+        return [Target(link.id, a.id, token.token) for a in accounts]
+
+    def _load_link(self, token: vault.StoredToken) -> tuple[schemas.Link, list[schemas.Account]]:
+        """GET /v1/links/{token} and store the link and its accounts (own transaction)."""
+        link, accounts = schemas.parse_link_with_accounts(self.client.get_link(token.token))
+        now = self.clock()
+        with self.sessions.begin() as session:
+            loaders.upsert_links(session, [link], now, None)
+            loaders.upsert_accounts(session, accounts, now, None)
+            vault.bind_token(session, token.fingerprint, link.id, now)
+        return link, accounts
+
+    def _pending_chunks(self, target: Target, chunks: list[Range]) -> list[Range]:
+        with self.sessions() as session:
+            rows = session.execute(
+                select(BackfillChunk.since, BackfillChunk.until).where(
+                    BackfillChunk.account_id == target.account_id
+                )
+            ).all()
+        done = [(r.since, r.until) for r in rows]
+        return [c for c in chunks if not is_covered(c, done)]
+
+    # ---------------------------------------------------------------- chunks
+
+    def _account(
+        self, report: BackfillReport, progress: ProgressSink, target: Target, chunks: list[Range]
+    ) -> None:
+        for index, chunk in enumerate(chunks):
+            if self._stop.is_set():
+                return
+            try:
+                self._chunk(report, progress, target, chunk)
+            except AuthenticationError:
+                self._stop.set()  # the key is refused: every other request would be too
+                raise
+            except Exception as exc:  # this account stops; the others go on
+                self._fail(report, target.link_id, target.account_id, exc)
+                with self._lock:
+                    progress.account_done(skipped_chunks=len(chunks) - index)
+                return
+        with self._lock:
+            progress.account_done()
+
+    def _chunk(
+        self, report: BackfillReport, progress: ProgressSink, target: Target, chunk: Range
+    ) -> None:
+        """Read, write, reconcile and checkpoint one chunk in one transaction."""
+        since, until = chunk
+        now = self.clock()
+        with self.sessions.begin() as session:
+            lock_account(session, target.account_id)
+            writer = MovementWriter(session, target.account_id, now)
+            source: MovementSource = self.client
+            pages = source.iter_movements(target.account_id, target.token, since=since, until=until)
+            writer.add_payloads(pages)
+            writer.reconcile(since, until)
+            # A chunk that reaches past today is not final: the next run reads it again.
+            if until <= now.date():
+                session.execute(
+                    insert(BackfillChunk)
+                    .values(
+                        account_id=target.account_id,
+                        since=since,
+                        until=until,
+                        movements=writer.result.read,
+                        completed_at=now,
+                    )
+                    .on_conflict_do_nothing()
+                )
+        r = writer.result
+        with self._lock:
+            report.chunks_done += 1
+            report.movements_read += r.read
+            report.movements_upserted += r.upserted
+            report.movements_changed += r.changes
+            report.movements_removed += r.removed
+            progress.chunk_done(target.account_id, since.isoformat(), until.isoformat(), r.read)
+
+    def _fail(
+        self, report: BackfillReport, link_id: str | None, account_id: str | None, exc: Exception
+    ) -> None:
+        failure = Failure.of(exc, link_id=link_id, account_id=account_id)
+        with self._lock:
+            report.failures.append(failure)
+        log.error(
+            "backfill of %s failed (%s): %s", failure.subject(), failure.kind, failure.message
+        )
+
+    # ---------------------------------------------------------------- the run row
+
+    def _open_run(self) -> int:
+        self._lease = RunLease.open(self.sessions, "backfill", self.clock())
+        return self._lease.run_id
+
+    def _close_run(self, report: BackfillReport, status: str | None = None) -> None:
+        if status is None:
+            status = "partial" if report.failures else "succeeded"
+            if report.failures and not report.chunks_done and not report.chunks_skipped:
+                status = "failed"
+        counts = {
+            "movements_upserted": report.movements_upserted,
+            "movements_changed": report.movements_changed,
+            "movements_removed": report.movements_removed,
+        }
+        close_run(
+            self.sessions,
+            self._lease,
+            report.run_id,
+            status=status,
+            finished_at=self.clock(),
+            counts=counts,
+            failures=report.failures,
+        )

@@ -1,0 +1,309 @@
+"""One sync cycle: which links are fetched, in what order, in which transaction.
+
+1. A `sync_runs` row is opened (committed at once, so a killed run is visible).
+2. The whole link list is read (`GET /v1/links`, every page) and upserted in one
+   transaction: institutions, links, status transitions, and — only when the list
+   was read completely and parsed cleanly — `deleted_at` for missing links.
+3. Every registered token is fetched (`GET /v1/links/{token}`) in a bounded thread
+   pool; each link's link row, accounts, snapshots and movements commit together
+   in that link's own transaction, so one bad link never undoes another.
+4. The run row gets its counts, errors (redacted) and final status.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from cryptography.fernet import Fernet
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from models import Link, LinkToken
+from sync.api import schemas
+from sync.errors import ApiError, AuthenticationError, FintocSyncError, LinkError
+from sync.run.concurrency import run_bounded
+from sync.run.context import Clock, Failure, RunContext, describe, utc_now
+from sync.run.runs import RunLease, close_run
+from sync.store import loaders, vault
+
+log = logging.getLogger(__name__)
+
+
+class LinkSource(Protocol):
+    """What the pipeline needs from the API client."""
+
+    def iter_links(self, status: str | None = None) -> Any: ...
+
+    def get_link(self, link_token: str) -> dict[str, Any]: ...
+
+
+class AccountHook(Protocol):
+    """Extra per-account work done inside the link's transaction (movements)."""
+
+    def __call__(
+        self, session: Session, link_token: str, account: schemas.Account, run: RunContext
+    ) -> None: ...
+
+
+@dataclass
+class SyncReport:
+    """The outcome of a run, as the CLI reports it."""
+
+    run_id: int
+    status: str
+    links_total: int
+    links_synced: int
+    failures: list[Failure]
+    counts: dict[str, int]
+    fatal: FintocSyncError | None = None
+
+    @property
+    def exit_code(self) -> int:
+        """0 all synced, 1 some link failed, 2 configuration (e.g. the key was rejected)."""
+        if isinstance(self.fatal, AuthenticationError):
+            return 2
+        return 0 if self.status == "succeeded" else 1
+
+
+@dataclass
+class Pipeline:
+    """Wires a client, a sessionmaker and a cipher into sync runs."""
+
+    client: LinkSource
+    sessions: sessionmaker[Session]
+    cipher: Fernet | None
+    clock: Clock = utc_now
+    concurrency: int = 4
+    account_hook: AccountHook | None = None
+    stop: threading.Event = field(default_factory=threading.Event)
+    # Decrypted tokens are handed here (the composition root scrubs them from logs).
+    register_secrets: Callable[[Iterable[str]], None] = lambda secrets: None
+
+    def run(self, *, kind: str = "sync", link_id: str | None = None) -> SyncReport:
+        """One full cycle (or one link with link_id). Never raises for per-link errors."""
+        run = self._open_run(kind)
+        fatal: FintocSyncError | None = None
+        listed: list[str] = []
+        try:
+            listed = self._sync_link_list(run, only=link_id)
+            self._sync_tokens(run, only=link_id)
+        except AuthenticationError as exc:
+            fatal = exc
+            run.fail(Failure(None, *describe(exc)))
+        return self._close_run(run, listed, fatal)
+
+    # ---------------------------------------------------------------- run bookkeeping
+
+    def _open_run(self, kind: str) -> RunContext:
+        now = self.clock()
+        lease = RunLease.open(self.sessions, kind, now)
+        log.info("run %d (%s) started", lease.run_id, kind)
+        return RunContext(run_id=lease.run_id, now=now, lease=lease)
+
+    def _close_run(
+        self, run: RunContext, listed: Sequence[str], fatal: FintocSyncError | None
+    ) -> SyncReport:
+        synced = run.counts.get("links_synced", 0)
+        failed_links = failed_subjects(run.failures)
+        if fatal is not None or (run.failures and not synced and not listed):
+            status = "failed"
+        elif self.stop.is_set():
+            status = "interrupted"
+        elif run.failures:
+            status = "partial"
+        else:
+            status = "succeeded"
+        total = max(len(listed), synced + len(failed_links))
+        counts = run.counts | {"links_total": total, "links_failed": len(failed_links)}
+        close_run(
+            self.sessions,
+            run.lease,
+            run.run_id,
+            status=status,
+            finished_at=self.clock(),
+            counts=counts,
+            failures=run.failures,
+        )
+        log.info("run %d: %d links synced, %d failed", run.run_id, synced, len(failed_links))
+        return SyncReport(run.run_id, status, total, synced, run.failures, run.counts, fatal)
+
+    # ---------------------------------------------------------------- phase 1: the list
+
+    def _sync_link_list(self, run: RunContext, only: str | None) -> list[str]:
+        """Read every page of GET /v1/links and upsert it; returns the listed ids."""
+        links: list[schemas.Link] = []
+        clean = True
+        try:
+            for obj in self.client.iter_links():
+                try:
+                    links.append(schemas.parse_link(obj))
+                except FintocSyncError as exc:
+                    clean = False
+                    run.fail(Failure(_guess_id(obj), *describe(exc)))
+        except AuthenticationError:
+            raise
+        except FintocSyncError as exc:
+            # Without the full list we cannot tell deleted links; tokens still sync.
+            run.fail(Failure(None, "list:" + describe(exc)[0], describe(exc)[1]))
+            return []
+        if only is not None:
+            links = [link for link in links if link.id == only]
+        with self.sessions.begin() as session:
+            result = loaders.upsert_links(
+                session, links, run.now, run.run_id, complete=clean and only is None
+            )
+            loaders.touch_links(session, [link.id for link in links], run.now)
+        run.add(transitions_written=result.transitions, links_deleted=result.deleted)
+        log.info(
+            "listed %d links (%d changed, %d status transitions, %d newly deleted)",
+            len(links),
+            result.changed,
+            result.transitions,
+            result.deleted,
+        )
+        return [link.id for link in links]
+
+    # ---------------------------------------------------------------- phase 2: per link
+
+    def _sync_tokens(self, run: RunContext, only: str | None) -> None:
+        if self.cipher is None:
+            log.warning("no FINTOC_SYNC_ENCRYPTION_KEY: registered link tokens cannot be read")
+            return
+        with self.sessions() as session:
+            stored = vault.load_tokens(session, self.cipher)
+            self.register_secrets([t.token for t in stored])
+            gone = set(session.scalars(select(Link.id).where(Link.deleted_at.is_not(None))))
+            rejected = frozenset(
+                session.scalars(
+                    select(LinkToken.fingerprint).where(LinkToken.invalid_since.is_not(None))
+                )
+            )
+        # A link deleted at Fintoc invalidates its token (fintoc-api.md §2): not a failure.
+        skipped = [t for t in stored if t.link_id in gone]
+        stored = [t for t in stored if t.link_id not in gone]
+        if skipped:
+            log.info("%d link(s) were deleted at Fintoc; their tokens are skipped", len(skipped))
+        if only is not None:
+            stored = [t for t in stored if t.link_id in (only, None)]
+        if not stored:
+            log.info("no link tokens registered: accounts are not fetched")
+            return
+        workers = max(1, min(self.concurrency, len(stored)))
+        # _sync_one never raises but for AuthenticationError, which ends the run.
+        run_bounded(
+            workers,
+            stored,
+            lambda t: self._sync_one(run, t, only, rejected),
+            name="link",
+            stop=self.stop,
+        )
+
+    def _sync_one(
+        self,
+        run: RunContext,
+        token: vault.StoredToken,
+        only: str | None,
+        rejected: frozenset[str] = frozenset(),
+    ) -> None:
+        if self.stop.is_set():
+            return
+        payload: object = None
+        try:
+            payload = self.client.get_link(token.token)
+            link, accounts = schemas.parse_link_with_accounts(payload)
+            if only is not None and link.id != only:
+                return
+            self._load_link(run, token, link, accounts)
+        except AuthenticationError:
+            self.stop.set()  # every other request would be refused too
+            raise
+        except Exception as exc:  # one link's failure must not stop the others
+            if token.fingerprint in rejected and is_unknown_token(exc):
+                # Reported as a failure when first seen; a token of a link deleted before we
+                # ever listed it would otherwise fail every run forever. Still tried, so a
+                # token that works again is picked up (bind_token clears invalid_since).
+                log.info("a registered token is still rejected by the API (unknown or revoked)")
+                return
+            self._record_failure(run, token, exc, token.link_id or _guess_id(payload))
+
+    def _load_link(
+        self,
+        run: RunContext,
+        token: vault.StoredToken,
+        link: schemas.Link,
+        accounts: list[schemas.Account],
+    ) -> None:
+        """Everything of one link in one transaction."""
+        now = self.clock()
+        with self.sessions.begin() as session:
+            links_result = loaders.upsert_links(session, [link], now, run.run_id)
+            acc_result = loaders.upsert_accounts(session, accounts, now, run.run_id)
+            vault.bind_token(session, token.fingerprint, link.id, now)
+            for account in accounts:
+                if self.account_hook is not None:
+                    self.account_hook(session, token.token, account, run)
+            session.execute(
+                update(Link)
+                .where(Link.id == link.id)
+                .values(last_synced_at=now, last_sync_error=None)
+            )
+        run.add(
+            links_synced=1,
+            accounts_upserted=acc_result.upserted,
+            snapshots_written=acc_result.snapshots,
+            transitions_written=links_result.transitions,
+        )
+        log.info(
+            "link %s synced: %d accounts (%d changed), %d balance snapshots",
+            link.id,
+            len(accounts),
+            acc_result.upserted,
+            acc_result.snapshots,
+        )
+
+    def _record_failure(
+        self, run: RunContext, token: vault.StoredToken, exc: Exception, link_id: str | None
+    ) -> None:
+        kind, message = describe(exc)
+        run.fail(Failure(link_id, kind, message, None if link_id else token.fingerprint[:12]))
+        try:
+            with self.sessions.begin() as session:
+                if is_unknown_token(exc):
+                    vault.mark_invalid(session, token.fingerprint, self.clock())
+                if link_id is not None:
+                    session.execute(
+                        update(Link).where(Link.id == link_id).values(last_sync_error=message)
+                    )
+        except Exception:  # the database itself may be what failed
+            log.warning("could not record the failure of link %s", link_id or "?")
+
+
+def is_unknown_token(exc: BaseException) -> bool:
+    """The API answered 404 for a link token: unknown, revoked, or its link deleted."""
+    return isinstance(exc, LinkError) and isinstance(exc, ApiError) and exc.status == 404
+
+
+def failed_subjects(failures: Sequence[Failure]) -> set[str]:
+    """The distinct links (or not-yet-matched tokens) that failed; run-level errors excluded."""
+    return {f.link_id or f.token_ref or "" for f in failures if f.link_id or f.token_ref}
+
+
+def _guess_id(obj: object) -> str | None:
+    """The id of a malformed list item, if it has a usable one."""
+    if isinstance(obj, dict):
+        value = obj.get("id")
+        if isinstance(value, str) and 0 < len(value) <= 200:
+            return value
+    return None
+
+
+def registered_link_ids(sessions: sessionmaker[Session]) -> set[str]:
+    """Ids of links that have a token bound to them."""
+    from models import LinkToken
+
+    with sessions() as session:
+        return set(session.scalars(select(LinkToken.link_id).where(LinkToken.link_id.is_not(None))))

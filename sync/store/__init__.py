@@ -1,0 +1,1 @@
+"""The Postgres side: engine, migrations, loaders (never commit), movement writer, vault."""

@@ -1,0 +1,221 @@
+"""`fintoc-sync backfill` against the sandbox over HTTP and a real Postgres."""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import date, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+from sync.app.cli import main
+from sync.app.progress import Progress
+from sync.run.backfill import Backfill, is_covered, split_range
+from sync.store import vault
+from sync.store.db import make_engine, make_sessionmaker
+from sync.store.movements import TRACKED
+from tests.run.conftest import Harness
+from tests.run.sandbox_data import api_ids, synced_accounts
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _backfill(h: Harness, sessions: sessionmaker[Session] | None = None) -> Backfill:
+    """A Backfill on the sandbox's clock, with its progress kept off the terminal."""
+    return Backfill(
+        h.client(300),
+        sessions or h.sessions,
+        vault.make_cipher(h.fernet_key),
+        clock=h.now,
+        progress=lambda accounts, chunks: Progress(accounts, chunks, stream=io.StringIO()),
+    )
+
+
+def _data(sessions: sessionmaker[Session]) -> list[tuple[object, ...]]:
+    """Every stored movement's data columns (not the times fintoc-sync saw it)."""
+    columns = ", ".join(["id", *TRACKED, "removed_at"])
+    query = text(f"SELECT {columns} FROM fintoc.movements ORDER BY id")
+    with sessions() as session:
+        return [tuple(r) for r in session.execute(query).all()]
+
+
+def _assert_matches_api(h: Harness, since: date, until: date) -> None:
+    for account in synced_accounts(h.sb):
+        expected = api_ids(h.sb, account.id, since) - api_ids(h.sb, account.id, until)
+        stored = {
+            r.id
+            for r in h.rows(
+                "SELECT id FROM fintoc.movements WHERE account_id = :a AND post_date < :u",
+                a=account.id,
+                u=until,
+            )
+        }
+        assert stored == expected, account.id
+
+
+@pytest.fixture
+def other_sessions(pg_server_url: str, template_url: str) -> Iterator[sessionmaker[Session]]:
+    """A second migrated database, for a clean run to compare with."""
+    name = f"fs_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(pg_server_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{make_url(template_url).database}"'))
+    engine = make_engine(make_url(pg_server_url).set(database=name).render_as_string(False))
+    yield make_sessionmaker(engine)
+    engine.dispose()
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def test_split_and_cover_ranges() -> None:
+    """Ranges split into chunks; checkpoints of another chunk size still count as done."""
+    chunks = split_range(date(2024, 1, 1), date(2024, 3, 1), 31)
+    assert chunks == [(date(2024, 1, 1), date(2024, 2, 1)), (date(2024, 2, 1), date(2024, 3, 1))]
+    done = [(date(2024, 1, 1), date(2024, 1, 20)), (date(2024, 1, 20), date(2024, 2, 5))]
+    assert is_covered(chunks[0], done)
+    assert not is_covered(chunks[1], done)
+
+
+def test_progress_line_on_a_terminal() -> None:
+    """The live line shows accounts, chunks, movements, rate and ETA."""
+    stream = io.StringIO()
+    ticks = iter([0.0, 2.0, 2.0, 2.0])
+    progress = Progress(2, 4, stream=stream, live=True, clock=lambda: next(ticks))
+    progress.chunk_done("acc_1", "2024-01-01", "2024-02-01", 100)
+    assert "accounts 0/2 · chunks 1/4 · 100 movements · 50/s · ETA 6s" in stream.getvalue()
+
+
+def test_bad_dates_exit_2(
+    monkeypatch: pytest.MonkeyPatch, db_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A malformed --since is a usage error (exit 2) with a message that shows the format."""
+    monkeypatch.setenv("DATABASE_URL", db_url)
+    # main() points the root logger at the captured stderr; put the handlers back after.
+    monkeypatch.setattr(logging.getLogger(), "handlers", list(logging.getLogger().handlers))
+    assert main(["backfill", "--since", "2024-13-01"], io.StringIO()) == 2
+    assert "--since must be a date like 2024-01-01" in capsys.readouterr().err
+    assert main(["backfill", "--since", "2024-02-01", "--until", "2024-01-01"], io.StringIO()) == 2
+
+
+def test_backfill_loads_unknown_links_and_twice_gives_same_rows(harness: Harness) -> None:
+    """A backfill fetches unknown links, loads the range; a second full read rewrites nothing."""
+    h = harness
+    since, until = date(2026, 8, 1), date(2026, 11, 1)
+    report = _backfill(h).run(since, until, chunk_days=31)
+    assert report.exit_code == 0 and report.chunks_done > 0
+    _assert_matches_api(h, since, until)
+    assert h.scalar("SELECT count(*) FROM fintoc.movement_cursors") == 0  # sync's, not ours
+    before = h.rows("SELECT id, xmin::text FROM fintoc.movements ORDER BY id")
+    again = _backfill(h).run(since, until, chunk_days=10)
+    assert again.chunks_done == 0  # every 10-day chunk is covered by 31-day checkpoints
+    with h.sessions.begin() as session:
+        session.execute(text("DELETE FROM fintoc.backfill_chunks"))
+    reread = _backfill(h).run(since, until, chunk_days=10)
+    assert reread.chunks_done > 0 and reread.movements_upserted == 0
+    assert h.rows("SELECT id, xmin::text FROM fintoc.movements ORDER BY id") == before
+    assert h.scalar("SELECT count(*) FROM fintoc.movement_changes") == 0
+    assert h.scalar(
+        "SELECT kind || ':' || status FROM fintoc.sync_runs ORDER BY id DESC LIMIT 1"
+    ) == ("backfill:succeeded")
+
+
+def test_bad_payload_fails_that_account_only(harness: Harness) -> None:
+    """A malformed movement fails its account with a clear error; the others are committed."""
+    h = harness
+    bad = "acc_Kp3mWx9ZqL2vBn8T"
+    h.sb.faults.add(
+        "bad_payload", path=f"/v1/accounts/{bad}/movements", times=None, mutate="huge_amount"
+    )
+    since, until = date(2026, 10, 1), date(2026, 11, 1)
+    report = _backfill(h).run(since, until)
+    assert report.exit_code == 1
+    assert [f.account_id for f in report.failures] == [bad]
+    assert "amount" in report.failures[0].message
+    assert "token" not in report.failures[0].message
+    assert h.scalar("SELECT count(*) FROM fintoc.movements WHERE account_id = :a", a=bad) == 0
+    assert h.scalar("SELECT count(DISTINCT account_id) FROM fintoc.backfill_chunks") > 5
+
+
+def test_backfill_beside_sync_has_no_duplicates(harness: Harness) -> None:
+    """A backfill and syncs writing the same account concurrently neither deadlock nor duplicate."""
+    h = harness
+    since, until = date(2026, 9, 1), h.today() + timedelta(days=1)
+    results: list[object] = []
+    worker = threading.Thread(
+        target=lambda: results.append(_backfill(h).run(since, until, chunk_days=5))
+    )
+    worker.start()
+    reports = [h.sync(initial_days=20) for _ in range(3)]
+    worker.join(60)
+    assert not worker.is_alive()
+    assert all(r.status == "succeeded" for r in reports), [r.failures for r in reports]
+    assert results[0].exit_code == 0  # type: ignore[attr-defined]
+    _assert_matches_api(h, since, until)
+    assert h.scalar("SELECT count(*) FROM fintoc.movement_changes") == 0
+
+
+def _cli_env(h: Harness, db_url: str) -> dict[str, str]:
+    return os.environ | {
+        "DATABASE_URL": db_url,
+        "FINTOC_API_URL": h.sb.url,
+        "FINTOC_SECRET_KEY": h.sb.secret_key,
+        "FINTOC_SYNC_ENCRYPTION_KEY": h.fernet_key,
+    }
+
+
+def test_backfill_resumes_after_kill(
+    harness: Harness, db_url: str, other_sessions: sessionmaker[Session]
+) -> None:
+    """A backfill SIGKILLed after its first checkpoint resumes to exactly a clean run's rows."""
+    h = harness
+    argv = [
+        sys.executable,
+        "-m",
+        "sync",
+        "backfill",
+        "--since",
+        "2026-08-01",
+        "--until",
+        "2026-11-01",
+        "--chunk-days",
+        "15",
+    ]
+    h.sb.faults.add("latency", path="/movements", times=None, seconds=0.05)
+    proc = subprocess.Popen(
+        argv, env=_cli_env(h, db_url), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    deadline = time.monotonic() + 30
+    while h.scalar("SELECT count(*) FROM fintoc.backfill_chunks") == 0:
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    first = h.scalar("SELECT count(*) FROM fintoc.backfill_chunks")
+    h.sb.faults.clear()
+    rerun = subprocess.run(
+        argv, env=_cli_env(h, db_url), cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert rerun.returncode == 0, rerun.stderr
+    assert f"{first} already done" in rerun.stdout
+    assert h.sb.secret_key not in rerun.stderr + rerun.stdout
+    with other_sessions.begin() as session:
+        vault.add_tokens(session, vault.make_cipher(h.fernet_key), h.sb.link_tokens(), h.now())
+    clean = _backfill(h, other_sessions)
+    assert clean.run(date(2026, 8, 1), date(2026, 11, 1), chunk_days=15).exit_code == 0
+    assert _data(h.sessions) == _data(other_sessions)
+    chunks = "SELECT account_id, since, until, movements FROM fintoc.backfill_chunks ORDER BY 1, 2"
+    with other_sessions() as session:
+        assert h.rows(chunks) == list(session.execute(text(chunks)).all())
