@@ -1,0 +1,1 @@
+"""The Postgres side: engine and sessions, migrations, loaders, schema documentation."""

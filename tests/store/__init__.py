@@ -1,0 +1,1 @@
+"""Tests of the Postgres side: analyst views, schema docs."""
