@@ -1,0 +1,1 @@
+"""Tests of the Postgres side: migrations, the vault, analyst views, schema docs."""

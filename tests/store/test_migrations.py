@@ -70,8 +70,8 @@ def test_commands_refuse_a_schema_that_is_behind(fresh_db_url: str) -> None:
     engine.dispose()
 
 
-def test_every_table_and_column_has_a_comment(engine: Engine) -> None:
-    """Analysts read COMMENT ON for every table and column of the schema."""
+def test_every_table_view_and_column_has_a_comment(engine: Engine) -> None:
+    """Analysts read COMMENT ON for every table, view and column of the schema."""
     with engine.connect() as conn:
         missing = (
             conn.execute(
@@ -82,7 +82,7 @@ def test_every_table_and_column_has_a_comment(engine: Engine) -> None:
                 JOIN pg_catalog.pg_class k ON k.relname = c.table_name
                 JOIN pg_catalog.pg_namespace n ON n.oid = k.relnamespace AND n.nspname = 'fintoc'
                 WHERE c.table_schema = 'fintoc' AND c.table_name <> 'alembic_version'
-                  AND k.relkind = 'r'
+                  AND k.relkind IN ('r', 'v')
                   AND col_description(k.oid, c.ordinal_position) IS NULL
                 """
                 )
@@ -90,7 +90,15 @@ def test_every_table_and_column_has_a_comment(engine: Engine) -> None:
             .scalars()
             .all()
         )
+        bare = conn.execute(
+            text(
+                "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE n.nspname = 'fintoc' AND c.relkind IN ('r', 'v') "
+                "AND c.relname <> 'alembic_version' AND obj_description(c.oid, 'pg_class') IS NULL"
+            )
+        ).all()
     assert missing == []
+    assert bare == []
 
 
 def test_alembic_config_points_at_the_shipped_migrations() -> None:

@@ -53,6 +53,10 @@ def _try(conn: Connection, sql: str) -> str:
         "institutions",
         "account_balances",
         "link_status_history",
+        "daily_balances",
+        "monthly_cash_flow",
+        "link_health",
+        "data_freshness",
     ],
 )
 def test_analyst_reads_every_data_table(analyst: Connection, table: str) -> None:
