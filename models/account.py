@@ -76,3 +76,11 @@ class MovementCursor(Base):
     updated_at: Mapped[datetime] = mapped_column(
         tstz(), nullable=False, comment="When it last moved"
     )
+    source_refreshed_at: Mapped[datetime | None] = mapped_column(
+        tstz(),
+        comment="The account's refreshed_at (from Fintoc) when its movements were last read "
+        "completely; while it has not moved, a sync need not read them again",
+    )
+    read_at: Mapped[datetime | None] = mapped_column(
+        tstz(), comment="When the movements were last read completely (sync or backfill)"
+    )

@@ -13,10 +13,11 @@ from sync.api import schemas
 from sync.run.context import RunContext, utc_now
 from sync.store.movements import (
     BATCH_ROWS,
+    Cursor,
     MovementWriter,
     advance_cursor,
+    load_cursor,
     lock_account,
-    stored_cursor,
 )
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,11 @@ class MovementSync:
     read to now, upserted, reconciled (missing movements are soft-deleted) and only then
     is the cursor moved to today — all in the link's transaction, so a failure mid-account
     rolls everything back and the next run re-reads the same window.
+
+    Fintoc's data of an account changes only when Fintoc refreshes it (``refreshed_at``
+    moves), so an account whose ``refreshed_at`` is the one its last complete read saw is
+    not read again — unless that read is older than ``full_read_every`` (the safety net),
+    or the account has no ``refreshed_at`` at all.
     """
 
     def __init__(
@@ -52,11 +58,13 @@ class MovementSync:
         *,
         lookback_days: int = 7,
         initial_days: int = 30,
+        full_read_every: timedelta = timedelta(hours=1),
         clock: Callable[[], datetime] = utc_now,
         batch_rows: int = BATCH_ROWS,
     ) -> None:
         self.client = client
         self.lookback_days, self.initial_days = lookback_days, initial_days
+        self.full_read_every = full_read_every
         self.clock, self.batch_rows = clock, batch_rows
 
     def window_start(self, cursor: date | None, today: date) -> date:
@@ -65,6 +73,14 @@ class MovementSync:
             return today - timedelta(days=self.initial_days)
         return min(cursor, today) - timedelta(days=self.lookback_days)
 
+    def unchanged(self, cursor: Cursor | None, account: schemas.Account, now: datetime) -> bool:
+        """Whether Fintoc has not refreshed the account since a recent complete read."""
+        if cursor is None or account.refreshed_at is None or cursor.read_at is None:
+            return False
+        if now - cursor.read_at >= self.full_read_every:
+            return False
+        return cursor.source_refreshed_at == account.refreshed_at
+
     def __call__(
         self, session: Session, link_token: str, account: schemas.Account, run: RunContext
     ) -> None:
@@ -72,11 +88,16 @@ class MovementSync:
         now = self.clock()
         today = now.date()
         lock_account(session, account.id)
-        since = self.window_start(stored_cursor(session, account.id), today)
+        cursor = load_cursor(session, account.id)
+        if self.unchanged(cursor, account, now):
+            run.add(movement_reads_skipped=1)
+            log.debug("account %s: not refreshed since its last read; skipped", account.id)
+            return
+        since = self.window_start(cursor.synced_through if cursor else None, today)
         writer = MovementWriter(session, account.id, now, self.batch_rows)
         writer.add_payloads(self.client.iter_movements(account.id, link_token, since=since))
         writer.reconcile(since, today + timedelta(days=1))
-        advance_cursor(session, account.id, today, now)
+        advance_cursor(session, account.id, today, now, account.refreshed_at)
         r = writer.result
         run.add(
             movements_upserted=r.upserted, movements_changed=r.changes, movements_removed=r.removed

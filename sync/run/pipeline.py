@@ -40,6 +40,8 @@ class LinkSource(Protocol):
 
     def get_link(self, link_token: str) -> dict[str, Any]: ...
 
+    def iter_accounts(self, link_token: str) -> Any: ...
+
 
 class AccountHook(Protocol):
     """Extra per-account work done inside the link's transaction (movements)."""
@@ -87,14 +89,14 @@ class Pipeline:
         """One full cycle (or one link with link_id). Never raises for per-link errors."""
         run = self._open_run(kind)
         fatal: FintocSyncError | None = None
-        listed: list[str] = []
+        listed: dict[str, schemas.Link] = {}
         try:
             listed = self._sync_link_list(run, only=link_id)
-            self._sync_tokens(run, only=link_id)
+            self._sync_tokens(run, only=link_id, listed=listed)
         except AuthenticationError as exc:
             fatal = exc
             run.fail(Failure(None, *describe(exc)))
-        return self._close_run(run, listed, fatal)
+        return self._close_run(run, list(listed), fatal)
 
     # ---------------------------------------------------------------- run bookkeeping
 
@@ -133,8 +135,8 @@ class Pipeline:
 
     # ---------------------------------------------------------------- phase 1: the list
 
-    def _sync_link_list(self, run: RunContext, only: str | None) -> list[str]:
-        """Read every page of GET /v1/links and upsert it; returns the listed ids."""
+    def _sync_link_list(self, run: RunContext, only: str | None) -> dict[str, schemas.Link]:
+        """Read every page of GET /v1/links and upsert it; returns the listed links by id."""
         links: list[schemas.Link] = []
         clean = True
         try:
@@ -149,7 +151,7 @@ class Pipeline:
         except FintocSyncError as exc:
             # Without the full list we cannot tell deleted links; tokens still sync.
             run.fail(Failure(None, "list:" + describe(exc)[0], describe(exc)[1]))
-            return []
+            return {}
         if only is not None:
             links = [link for link in links if link.id == only]
         with self.sessions.begin() as session:
@@ -165,11 +167,13 @@ class Pipeline:
             result.transitions,
             result.deleted,
         )
-        return [link.id for link in links]
+        return {link.id: link for link in links}
 
     # ---------------------------------------------------------------- phase 2: per link
 
-    def _sync_tokens(self, run: RunContext, only: str | None) -> None:
+    def _sync_tokens(
+        self, run: RunContext, only: str | None, listed: dict[str, schemas.Link]
+    ) -> None:
         if self.cipher is None:
             log.warning("no FINTOC_SYNC_ENCRYPTION_KEY: registered link tokens cannot be read")
             return
@@ -197,7 +201,7 @@ class Pipeline:
         run_bounded(
             workers,
             stored,
-            lambda t: self._sync_one(run, t, only, rejected),
+            lambda t: self._sync_one(run, t, only, rejected, listed),
             name="link",
             stop=self.stop,
         )
@@ -208,15 +212,24 @@ class Pipeline:
         token: vault.StoredToken,
         only: str | None,
         rejected: frozenset[str] = frozenset(),
+        listed: dict[str, schemas.Link] | None = None,
     ) -> None:
         if self.stop.is_set():
             return
         payload: object = None
         try:
-            payload = self.client.get_link(token.token)
-            link, accounts = schemas.parse_link_with_accounts(payload)
+            link = (listed or {}).get(token.link_id or "")
+            if link is None:  # a token not yet matched to a listed link: ask which it is
+                payload = self.client.get_link(token.token)
+                link = schemas.parse_link(payload)
             if only is not None and link.id != only:
                 return
+            # The full account form (refreshed_at, next_refresh…), which the short form
+            # embedded in GET /v1/links/{token} lacks (fintoc-api.md §3.2).
+            accounts = [
+                schemas.parse_account(obj, link.id)
+                for obj in self.client.iter_accounts(token.token)
+            ]
             self._load_link(run, token, link, accounts)
         except AuthenticationError:
             self.stop.set()  # every other request would be refused too

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from typing import Any
 
@@ -59,35 +59,41 @@ TRACKED: dict[str, str] = {
     "recipient_institution_id": "text",
 }
 _COLS = list(TRACKED)
-_SCHEMA_FIELDS = {f.name for f in fields(schemas.Movement)}
+_SCHEMA_FIELDS = set(schemas.Movement._fields)
 assert set(_COLS) <= _SCHEMA_FIELDS  # the parser and the table must agree
+# ...in the same order, so a parsed movement's first fields are its staging row as they are
+assert schemas.Movement._fields[: len(_COLS) + 1] == ("id", *_COLS)
+_ROW_WIDTH = len(_COLS) + 1
 
 
-def _upsert_sql() -> Any:
-    cols = ", ".join(_COLS)
-    arrays = ", ".join(f"CAST(:{c} AS {t}[])" for c, t in TRACKED.items())
-    sets = ", ".join(f"{c} = EXCLUDED.{c}" for c in _COLS)
-    old = ", ".join(f"movements.{c}" for c in _COLS)
-    new = ", ".join(f"EXCLUDED.{c}" for c in _COLS)
-    # Column names come from TRACKED (constants), never from input.
-    sql = f"""
-        INSERT INTO fintoc.movements
-            (id, {cols}, first_seen_at, last_seen_at, updated_at, removed_at)
-        SELECT v.id, {", ".join("v." + c for c in _COLS)}, :now, :now, :now, NULL
-        FROM unnest(CAST(:id AS text[]), {arrays}) AS v(id, {cols})
-        ORDER BY v.id
-        ON CONFLICT (id) DO UPDATE SET {sets},
-            last_seen_at = EXCLUDED.last_seen_at, updated_at = EXCLUDED.updated_at,
-            removed_at = NULL
-        WHERE ({old}, movements.removed_at IS NULL) IS DISTINCT FROM ({new}, true)
-        """  # noqa: S608
-    return text(sql)
-
-
-_UPSERT_SQL = _upsert_sql()
-_LOCK_OLD_SQL = text(
-    f"SELECT id, {', '.join(_COLS)}, removed_at FROM fintoc.movements "  # noqa: S608 (constant names)
-    "WHERE id = ANY(CAST(:ids AS text[])) ORDER BY id FOR UPDATE"
+_COL_LIST = ", ".join(_COLS)
+_STAGE = "fintoc_sync_movement_stage"
+# Column names and types come from TRACKED (constants), never from input.
+_STAGE_DDL = text(
+    f"CREATE TEMP TABLE IF NOT EXISTS {_STAGE} "
+    f"(id text PRIMARY KEY, {', '.join(f'{c} {t}' for c, t in TRACKED.items())})"
+)
+_STAGE_CLEAR = text(f"TRUNCATE {_STAGE}")
+_STAGE_COPY = f"COPY {_STAGE} (id, {_COL_LIST}) FROM STDIN (FORMAT BINARY)"
+_STAGE_TYPES = ["text", *TRACKED.values()]
+# Stored rows of the batch that differ from what the API sent now (or were soft-deleted),
+# with their old values, locked: the change log is computed from these under the lock.
+_CHANGED_SQL = text(
+    f"SELECT m.id, {', '.join('m.' + c for c in _COLS)}, m.removed_at "  # noqa: S608
+    f"FROM fintoc.movements m JOIN {_STAGE} s ON s.id = m.id "
+    f"WHERE ({', '.join('m.' + c for c in _COLS)}, m.removed_at IS NULL) "
+    f"IS DISTINCT FROM ({', '.join('s.' + c for c in _COLS)}, true) "
+    "ORDER BY m.id FOR UPDATE OF m"
+)
+_INSERT_NEW_SQL = text(
+    f"INSERT INTO fintoc.movements (id, {_COL_LIST}, first_seen_at, last_seen_at, "  # noqa: S608
+    f"updated_at, removed_at) SELECT id, {_COL_LIST}, :now, :now, :now, NULL FROM {_STAGE} "
+    "ON CONFLICT (id) DO NOTHING"
+)
+_UPDATE_CHANGED_SQL = text(
+    f"UPDATE fintoc.movements m SET {', '.join(f'{c} = s.{c}' for c in _COLS)}, "  # noqa: S608
+    "last_seen_at = :now, updated_at = :now, removed_at = NULL "
+    f"FROM {_STAGE} s WHERE s.id = m.id AND m.id = ANY(CAST(:ids AS text[]))"
 )
 _LOCK_GONE_SQL = text(
     """
@@ -103,12 +109,18 @@ _MARK_GONE_SQL = text(
 )
 _CURSOR_SQL = text(
     """
-    INSERT INTO fintoc.movement_cursors (account_id, synced_through, updated_at)
-    VALUES (:account_id, :through, :now)
+    INSERT INTO fintoc.movement_cursors
+        (account_id, synced_through, updated_at, source_refreshed_at, read_at)
+    VALUES (:account_id, :through, :now, :refreshed, :now)
     ON CONFLICT (account_id) DO UPDATE
         SET synced_through = GREATEST(movement_cursors.synced_through, EXCLUDED.synced_through),
-            updated_at = EXCLUDED.updated_at
+            updated_at = CASE WHEN EXCLUDED.synced_through > movement_cursors.synced_through
+                              THEN EXCLUDED.updated_at ELSE movement_cursors.updated_at END,
+            source_refreshed_at = EXCLUDED.source_refreshed_at,
+            read_at = EXCLUDED.read_at
         WHERE EXCLUDED.synced_through > movement_cursors.synced_through
+           OR movement_cursors.source_refreshed_at IS DISTINCT FROM EXCLUDED.source_refreshed_at
+           OR movement_cursors.read_at IS DISTINCT FROM EXCLUDED.read_at
     """
 )
 
@@ -196,39 +208,44 @@ def lock_account(session: Session, account_id: str) -> None:
 def write_batch(
     session: Session, movements: Iterable[schemas.Movement], now: datetime
 ) -> WriteResult:
-    """Upsert a batch (≤ ~1000) of movements and log their changes; never commits."""
-    rows = {m.id: movement_row(m) | {"id": m.id} for m in movements}
-    ids = sorted(rows)
+    """Upsert a batch of movements and log their changes; never commits.
+
+    The batch is COPYed into a temporary staging table; new rows go in with one
+    ``INSERT … SELECT … ON CONFLICT DO NOTHING``; only the stored rows that differ from
+    the batch are read back (locked), rewritten and logged. An unchanged row costs no
+    write (its ``xmin`` stays), and neither an all-new nor an all-unchanged batch sends
+    a row to Python and back.
+    """
+    rows = {m.id: m for m in movements}
     result = WriteResult(read=len(rows))
-    if not ids:
+    if not rows:
         return result
-    found = session.execute(_LOCK_OLD_SQL, {"ids": ids}).mappings().all()
-    old = {r["id"]: dict(r) for r in found}
-    to_write: list[dict[str, Any]] = []
-    changes: list[dict[str, Any]] = []
-    for mid in ids:
-        new, before = rows[mid], old.get(mid)
-        if before is None:
-            to_write.append(new)
-            result.inserted += 1
-            continue
-        changed = diff(before, new)
-        if changed or before["removed_at"] is not None:
-            to_write.append(new)
-            changes.append(change_row(before, new, changed, now))
-            result.updated += 1
-    _upsert(session, to_write, now)
-    if changes:
+    _stage(session, rows.values())
+    changed = session.execute(_CHANGED_SQL).mappings().all()
+    result.inserted = session.execute(_INSERT_NEW_SQL, {"now": now}).rowcount or 0  # type: ignore[attr-defined]
+    changes = []
+    for found in changed:
+        old = dict(found)
+        new = movement_row(rows[old["id"]]) | {"id": old["id"]}
+        changes.append(change_row(old, new, diff(old, new), now))
+    if changed:
+        ids = [old["id"] for old in changed]
+        session.execute(_UPDATE_CHANGED_SQL, {"ids": ids, "now": now})
         session.execute(insert(MovementChange), changes)
-    result.changes = len(changes)
+    result.updated = result.changes = len(changes)
     return result
 
 
-def _upsert(session: Session, rows: Sequence[dict[str, Any]], now: datetime) -> None:
-    if not rows:
-        return
-    params: dict[str, Any] = {c: [r[c] for r in rows] for c in ["id", *_COLS]}
-    session.execute(_UPSERT_SQL, params | {"now": now})
+def _stage(session: Session, movements: Iterable[schemas.Movement]) -> None:
+    """COPY the batch into this connection's staging table (emptied first)."""
+    session.execute(_STAGE_DDL)
+    session.execute(_STAGE_CLEAR)
+    raw = session.connection().connection.driver_connection
+    assert raw is not None
+    with raw.cursor() as cursor, cursor.copy(_STAGE_COPY) as copy:
+        copy.set_types(_STAGE_TYPES)  # binary COPY: about twice as fast as text here
+        for mov in movements:
+            copy.write_row(mov[:_ROW_WIDTH])
 
 
 def mark_missing_removed(
@@ -320,9 +337,38 @@ class MovementWriter:
         return removed
 
 
-def advance_cursor(session: Session, account_id: str, through: date, now: datetime) -> None:
-    """Move the account's cursor forward to ``through`` (never backwards)."""
-    session.execute(_CURSOR_SQL, {"account_id": account_id, "through": through, "now": now})
+def advance_cursor(
+    session: Session,
+    account_id: str,
+    through: date,
+    now: datetime,
+    refreshed_at: datetime | None = None,
+) -> None:
+    """After a complete read: move the cursor forward to ``through`` (never backwards) and
+    remember the account's ``refreshed_at`` at that read and the read's time."""
+    params = {"account_id": account_id, "through": through, "now": now, "refreshed": refreshed_at}
+    session.execute(_CURSOR_SQL, params)
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """How far an account's movements were read, and the refresh that read saw."""
+
+    synced_through: date
+    source_refreshed_at: datetime | None
+    read_at: datetime | None
+
+
+def load_cursor(session: Session, account_id: str) -> Cursor | None:
+    """The account's cursor row, or None for an account never read."""
+    row = session.execute(
+        text(
+            "SELECT synced_through, source_refreshed_at, read_at "
+            "FROM fintoc.movement_cursors WHERE account_id = :a"
+        ),
+        {"a": account_id},
+    ).one_or_none()
+    return None if row is None else Cursor(row[0], row[1], row[2])
 
 
 def stored_cursor(session: Session, account_id: str) -> date | None:

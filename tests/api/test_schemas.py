@@ -399,9 +399,11 @@ def test_mutated_real_payloads_parse_or_raise_payload_error(payload: tuple[str, 
     except PayloadError as exc:
         assert exc.field, "every PayloadError names its field"
         return
-    parsed = result[0] if isinstance(result, tuple) else result
+    pair = isinstance(result, tuple) and not hasattr(result, "_fields")  # (link, accounts)
+    parsed = result[0] if pair else result
     assert isinstance(parsed.id, str) and parsed.id
-    for value in vars(parsed).values():
+    values = parsed._asdict() if hasattr(parsed, "_asdict") else vars(parsed)
+    for value in values.values():
         if isinstance(value, datetime):
             assert value.tzinfo == UTC
         if isinstance(value, int) and not isinstance(value, bool):

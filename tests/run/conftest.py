@@ -99,13 +99,24 @@ class Harness:
         self.clients.append(client)
         return client
 
-    def sync(self, *, initial_days: int = 30, lookback_days: int = 7, **kw: Any) -> SyncReport:
-        """One pipeline run with MovementSync as the account hook, on the sandbox clock."""
+    def sync(
+        self,
+        *,
+        initial_days: int = 30,
+        lookback_days: int = 7,
+        full_read_every: timedelta = timedelta(0),
+        **kw: Any,
+    ) -> SyncReport:
+        """One pipeline run with MovementSync as the account hook, on the sandbox clock.
+
+        By default every account's movements are read (``full_read_every=0``); tests of the
+        skip-unrefreshed-accounts rule pass a longer interval."""
         client = self.client(kw.pop("per_page", None))
         hook = MovementSync(
             client,
             lookback_days=lookback_days,
             initial_days=initial_days,
+            full_read_every=full_read_every,
             clock=self.now,
             batch_rows=kw.pop("batch_rows", 1000),
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+import httpx
 from sqlalchemy import text
 
 from sync.sandbox.clock import midnight
@@ -180,3 +181,36 @@ def test_failure_mid_account_keeps_cursor_and_rolls_back(harness: Harness) -> No
         h.scalar("SELECT synced_through FROM fintoc.movement_cursors WHERE account_id = :a", a=busy)
         == h.today()
     )
+
+
+def test_unrefreshed_accounts_are_not_read_again(harness: Harness) -> None:
+    """A second sync with no Fintoc refresh in between asks for no movements at all."""
+    h = harness
+    h.sync(full_read_every=timedelta(hours=1))
+    auth = {"Authorization": h.sb.secret_key}
+    stats = f"{h.sb.url}/_sandbox/stats"
+    before = httpx.get(stats, headers=auth).json()["requests"]
+    report = h.sync(full_read_every=timedelta(hours=1))
+    requests = httpx.get(stats, headers=auth).json()["requests"] - before
+    assert report.status == "succeeded"
+    cursors = h.scalar("SELECT count(*) FROM fintoc.movement_cursors")
+    never_refreshed = h.scalar("SELECT count(*) FROM fintoc.accounts WHERE refreshed_at IS NULL")
+    skipped = report.counts.get("movement_reads_skipped", 0)
+    # an account still in its initial load (refreshed_at null) is always read
+    assert skipped == cursors - never_refreshed > 0 and never_refreshed == 1
+    assert report.counts.get("movements_upserted", 0) == 0
+    # the link list, one accounts list per synced link, one movement page per unskipped one
+    assert requests == 1 + report.links_synced + never_refreshed
+
+
+def test_a_refresh_or_the_safety_net_brings_the_read_back(harness: Harness) -> None:
+    """After Fintoc refreshes an account (or the full-read interval passes) it is read again."""
+    h = harness
+    h.sync(full_read_every=timedelta(hours=1))
+    h.sb.advance(hours=6)  # one sandbox tick: active links are refreshed
+    report = h.sync(full_read_every=timedelta(hours=1))
+    refreshed = report.counts.get("movement_reads_skipped", 0)
+    total = h.scalar("SELECT count(*) FROM fintoc.movement_cursors")
+    assert refreshed < total  # the refreshed accounts were read
+    again = h.sync(full_read_every=timedelta(0))
+    assert again.counts.get("movement_reads_skipped", 0) == 0

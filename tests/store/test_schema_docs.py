@@ -27,8 +27,8 @@ def _generate(url: str, *args: str) -> subprocess.CompletedProcess[str]:
 
 def test_committed_schema_md_is_what_a_fresh_database_generates(fresh_db_url: str) -> None:
     """A freshly migrated database renders exactly the committed docs/schema.md."""
-    from sync.db import make_engine
-    from sync.migrate import upgrade
+    from sync.store.db import make_engine
+    from sync.store.migrate import upgrade
 
     engine = make_engine(fresh_db_url, pool_size=1)
     upgrade(engine)
