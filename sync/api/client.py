@@ -405,6 +405,11 @@ class FintocClient:
         # params=None keeps a next-page URL's query intact (params={} would wipe it)
         request = self._http.build_request("GET", url, params=params)
         response = self._send(request, what, secrets, attempt)
+        if self._limiter is not None:
+            if response.status_code == 429:
+                self._limiter.throttled()
+            elif response.status_code < 400:
+                self._limiter.succeeded()
         if not 200 <= response.status_code < 300:
             raise _error_for(response, what, (self._secret_key, *secrets), self._now())
         return self._decode(response, what), response

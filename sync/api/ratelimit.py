@@ -1,7 +1,10 @@
-"""A thread-safe token bucket shared by every worker that talks to the API.
+"""A thread-safe, adaptive token bucket shared by every worker that talks to the API.
 
 Fintoc limits the whole organization (100 requests/s, documented as 5/s in an older
 table), so one bucket is shared across the thread pool that syncs links concurrently.
+The rate adapts the way TCP does (AIMD): a 429 halves it (down to a floor), and every
+successful response wins back a small step, so a budget shared with other clients of the
+organization settles just under what the API accepts and recovers once they are gone.
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ class RateLimiter:
         if burst < 1:
             raise ConfigError(f"burst must be at least 1, got {burst!r}")
         self.rate = float(rate_per_second)
+        self.ceiling = self.rate  # the configured budget: never exceeded
+        self.floor = max(0.5, self.ceiling / 64)
         self.burst = burst
         self._clock = clock
         self._sleep = sleep
@@ -60,3 +65,18 @@ class RateLimiter:
         while (wait := self._try_take()) > 0:
             # sleep outside the lock so other threads can refill/take meanwhile
             self._sleep(wait)
+
+    def throttled(self) -> None:
+        """The API answered 429: halve the rate (multiplicative decrease) and drop the burst."""
+        with self._lock:
+            self._refill(self._clock())
+            self.rate = max(self.floor, self.rate / 2)
+            self._tokens = min(self._tokens, 0.0)
+
+    def succeeded(self) -> None:
+        """A request got through: win back 1% of the budget (additive increase)."""
+        if self.rate >= self.ceiling:
+            return
+        with self._lock:
+            self._refill(self._clock())
+            self.rate = min(self.ceiling, self.rate + self.ceiling / 100)

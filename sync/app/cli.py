@@ -92,10 +92,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     backfill = sub.add_parser("backfill", parents=[common], help="load movement history")
     backfill.add_argument("--since", required=True, help="first post date, YYYY-MM-DD")
-    backfill.add_argument("--until", help="end post date (exclusive), YYYY-MM-DD; default today")
+    backfill.add_argument(
+        "--until", help="end post date (exclusive), YYYY-MM-DD; default tomorrow (today included)"
+    )
     backfill.add_argument("--link", metavar="ID", help="only this link")
     backfill.add_argument("--account", metavar="ID", help="only this account")
-    backfill.add_argument("--chunk-days", type=_positive_int, default=31, help="days per chunk")
+    backfill.add_argument(
+        "--chunk-days",
+        type=_positive_int,
+        default=None,
+        help="split each account's read into ranges of N days (default: one read per account, "
+        "checkpointed every 5,000 movements)",
+    )
 
     sandbox = sub.add_parser("sandbox", help="serve the local Fintoc-compatible API")
     sandbox.add_argument("--port", type=int, default=8765, help="port on 127.0.0.1 (0 = any free)")

@@ -10,7 +10,7 @@ import sys
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from types import FrameType
 from typing import TextIO
 
@@ -139,8 +139,9 @@ def links_rotate_key(engine: Engine, wiring: Wiring, new_key_env: str, out: Text
 
 
 def _dates(args: argparse.Namespace, today: date) -> tuple[date, date]:
+    """--since, and --until (exclusive; by default tomorrow, so today is included)."""
     since = parse_day(args.since, "--since")
-    until = parse_day(args.until, "--until") if args.until else today
+    until = parse_day(args.until, "--until") if args.until else today + timedelta(days=1)
     if since >= until:
         raise ConfigError(f"--since ({since}) must be before --until ({until}, exclusive)")
     return since, until
@@ -176,7 +177,7 @@ def run_backfill_command(
         report = backfill.run(
             since,
             until,
-            chunk_days=getattr(args, "chunk_days", None) or 31,
+            chunk_days=getattr(args, "chunk_days", None),
             link_id=getattr(args, "link", None),
             account_id=getattr(args, "account", None),
         )

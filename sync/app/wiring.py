@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from cryptography.fernet import Fernet
 from sqlalchemy import Engine
@@ -90,6 +91,7 @@ class Wiring:
             client,
             lookback_days=self.settings.movements_lookback_days,
             initial_days=self.settings.movements_initial_days,
+            full_read_every=timedelta(seconds=self.settings.full_read_every),
             clock=clock,
         )
 
@@ -120,6 +122,9 @@ class Wiring:
             vault.make_cipher(self.settings.require_encryption_key()),
             concurrency=self.settings.concurrency,
             register_secrets=self.register_secrets,
+            cursor_days=max(
+                self.settings.movements_lookback_days, self.settings.movements_initial_days
+            ),
         )
 
 

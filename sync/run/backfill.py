@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, Protocol
 
 from cryptography.fernet import Fernet
@@ -24,16 +24,15 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session, sessionmaker
 
-from models import Account, BackfillChunk, LinkToken
+from models import BackfillChunk, LinkToken
 from sync.api import schemas
 from sync.errors import AuthenticationError, ConfigError
 from sync.run.concurrency import run_bounded
 from sync.run.context import Clock, Failure, utc_now
-from sync.run.movements import MovementSource
 from sync.run.pipeline import is_unknown_token
 from sync.run.runs import RunLease, close_run
 from sync.store import loaders, vault
-from sync.store.movements import MovementWriter, lock_account
+from sync.store.movements import MovementWriter, WriteResult, advance_cursor, lock_account
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +61,29 @@ def split_range(since: date, until: date, days: int) -> list[Range]:
     return chunks
 
 
+def uncovered(chunk: Range, done: Sequence[Range]) -> list[Range]:
+    """The parts of ``chunk`` that no checkpointed range covers, oldest first."""
+    gaps: list[Range] = []
+    start, end = chunk
+    for a, b in sorted(done):
+        if b <= start:
+            continue
+        if a >= end:
+            break
+        if a > start:
+            gaps.append((start, a))
+        start = max(start, b)
+        if start >= end:
+            return gaps
+    if start < end:
+        gaps.append((start, end))
+    return gaps
+
+
+def _overlaps(a: Range, b: Range) -> bool:
+    return a[0] < b[1] and b[0] < a[1]
+
+
 def is_covered(chunk: Range, done: Sequence[Range]) -> bool:
     """Whether checkpointed ranges (of any chunk size) together cover ``chunk``."""
     reached = chunk[0]
@@ -84,6 +106,8 @@ class Target:
     link_id: str
     account_id: str
     token: str = field(repr=False)
+    # the account's refreshed_at when the backfill started (None if unknown)
+    refreshed_at: datetime | None = None
 
 
 @dataclass
@@ -138,6 +162,11 @@ class Backfill:
     # Decrypted tokens are handed here (the composition root scrubs them from logs).
     register_secrets: Callable[[Iterable[str]], None] = lambda secrets: None
     concurrency: int = 1
+    #: movements per checkpoint (one transaction each); the work a kill can lose
+    checkpoint_rows: int = 5000
+    batch_rows: int = 5000
+    #: a read from at least this many days back through today moves the sync's cursor
+    cursor_days: int = 30
     _rejected: frozenset[str] = frozenset()  # fingerprints the API already refused
     _stop: threading.Event = field(default_factory=threading.Event)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -148,7 +177,7 @@ class Backfill:
         since: date,
         until: date,
         *,
-        chunk_days: int = 31,
+        chunk_days: int | None = None,
         link_id: str | None = None,
         account_id: str | None = None,
     ) -> BackfillReport:
@@ -175,16 +204,19 @@ class Backfill:
         report: BackfillReport,
         since: date,
         until: date,
-        chunk_days: int,
+        chunk_days: int | None,
         link_id: str | None,
         account_id: str | None,
     ) -> None:
+        # One paginated read per account by default; checkpoints inside it bound the loss.
+        chunk_days = chunk_days or max(1, (until - since).days)
         targets = self._targets(report, link_id, account_id)
-        plans = [
-            (t, self._pending_chunks(t, split_range(since, until, chunk_days))) for t in targets
-        ]
-        total = sum(len(chunks) for _, chunks in plans)
-        report.chunks_skipped = len(targets) * len(split_range(since, until, chunk_days)) - total
+        chunks = split_range(since, until, chunk_days)
+        plans = [(t, self._pending_chunks(t, chunks)) for t in targets]
+        total = sum(len(pending) for _, pending in plans)
+        report.chunks_skipped = sum(
+            1 for _, pending in plans for c in chunks if not any(_overlaps(c, g) for g in pending)
+        )
         progress = self.progress(len(targets), total)
         # Accounts are independent: several at once overlap API and database waits.
         # Each worker has its own session per chunk; report and progress are shared.
@@ -226,17 +258,9 @@ class Backfill:
     def _accounts_of(
         self, report: BackfillReport, token: vault.StoredToken, only: str | None
     ) -> list[Target]:
-        """The link's accounts, from the database, or from the API if it is unknown yet."""
-        known: list[str] = []
-        if token.link_id is not None:
-            with self.sessions() as session:
-                query = select(Account.id).where(Account.link_id == token.link_id)
-                known = list(session.scalars(query.order_by(Account.id)))
-        if known:
-            assert token.link_id is not None
-            return [Target(token.link_id, a, token.token) for a in known]
+        """The link's accounts in their full form (with ``refreshed_at``), stored as read."""
         try:
-            link, accounts = self._load_link(token)
+            link_id, accounts = self._load_accounts(token)
         except AuthenticationError:
             raise
         except Exception as exc:  # one bad link must not stop the others
@@ -248,21 +272,31 @@ class Backfill:
                     vault.mark_invalid(session, token.fingerprint, self.clock())
             self._fail(report, token.link_id, None, exc)
             return []
-        if only is not None and link.id != only:
+        if only is not None and link_id != only:
             return []
-        return [Target(link.id, a.id, token.token) for a in accounts]
+        return [Target(link_id, a.id, token.token, a.refreshed_at) for a in accounts]
 
-    def _load_link(self, token: vault.StoredToken) -> tuple[schemas.Link, list[schemas.Account]]:
-        """GET /v1/links/{token} and store the link and its accounts (own transaction)."""
-        link, accounts = schemas.parse_link_with_accounts(self.client.get_link(token.token))
+    def _load_accounts(self, token: vault.StoredToken) -> tuple[str, list[schemas.Account]]:
+        """GET /v1/accounts (after GET /v1/links/{token} for a token not yet matched to a
+        link) and store the accounts, in their own transaction."""
+        link: schemas.Link | None = None
+        if token.link_id is None:
+            link = schemas.parse_link(self.client.get_link(token.token))
+        link_id = link.id if link else token.link_id
+        assert link_id is not None
+        accounts = [
+            schemas.parse_account(obj, link_id) for obj in self.client.iter_accounts(token.token)
+        ]
         now = self.clock()
         with self.sessions.begin() as session:
-            loaders.upsert_links(session, [link], now, None)
+            if link is not None:
+                loaders.upsert_links(session, [link], now, None)
+                vault.bind_token(session, token.fingerprint, link_id, now)
             loaders.upsert_accounts(session, accounts, now, None)
-            vault.bind_token(session, token.fingerprint, link.id, now)
-        return link, accounts
+        return link_id, accounts
 
     def _pending_chunks(self, target: Target, chunks: list[Range]) -> list[Range]:
+        """The parts of the chunks that no checkpoint covers yet."""
         with self.sessions() as session:
             rows = session.execute(
                 select(BackfillChunk.since, BackfillChunk.until).where(
@@ -270,7 +304,7 @@ class Backfill:
                 )
             ).all()
         done = [(r.since, r.until) for r in rows]
-        return [c for c in chunks if not is_covered(c, done)]
+        return [gap for chunk in chunks for gap in uncovered(chunk, done)]
 
     # ---------------------------------------------------------------- chunks
 
@@ -296,37 +330,89 @@ class Backfill:
     def _chunk(
         self, report: BackfillReport, progress: ProgressSink, target: Target, chunk: Range
     ) -> None:
-        """Read, write, reconcile and checkpoint one chunk in one transaction."""
+        """Read a range in one paginated pass, newest first, committing a checkpoint every
+        ``checkpoint_rows`` movements at a day boundary: a killed run loses at most that
+        much work, and a rerun reads only the days no checkpoint covers."""
         since, until = chunk
         now = self.clock()
-        with self.sessions.begin() as session:
-            lock_account(session, target.account_id)
-            writer = MovementWriter(session, target.account_id, now)
-            source: MovementSource = self.client
-            pages = source.iter_movements(target.account_id, target.token, since=since, until=until)
-            writer.add_payloads(pages)
-            writer.reconcile(since, until)
-            # A chunk that reaches past today is not final: the next run reads it again.
-            if until <= now.date():
-                session.execute(
-                    insert(BackfillChunk)
-                    .values(
-                        account_id=target.account_id,
-                        since=since,
-                        until=until,
-                        movements=writer.result.read,
-                        completed_at=now,
-                    )
-                    .on_conflict_do_nothing()
-                )
-        r = writer.result
+        stream = iter(
+            self.client.iter_movements(target.account_id, target.token, since=since, until=until)
+        )
+        upper, carry, read = until, None, 0
+        # The last segment of a read that spans the sync's whole window through today
+        # also moves the account's incremental cursor: the next sync then reads only what
+        # Fintoc refreshed since (its window would add nothing this read did not cover).
+        moves_cursor = until > now.date() and since <= now.date() - timedelta(self.cursor_days)
+        while upper > since:
+            lower, carry, result = self._segment(
+                target, stream, (since, upper), carry, now, moves_cursor
+            )
+            read += result.read
+            with self._lock:
+                report.movements_read += result.read
+                report.movements_upserted += result.upserted
+                report.movements_changed += result.changes
+                report.movements_removed += result.removed
+            upper = lower
         with self._lock:
             report.chunks_done += 1
-            report.movements_read += r.read
-            report.movements_upserted += r.upserted
-            report.movements_changed += r.changes
-            report.movements_removed += r.removed
-            progress.chunk_done(target.account_id, since.isoformat(), until.isoformat(), r.read)
+            progress.chunk_done(target.account_id, since.isoformat(), until.isoformat(), read)
+
+    def _segment(
+        self,
+        target: Target,
+        stream: Iterator[dict[str, Any]],
+        span: Range,
+        carry: schemas.Movement | None,
+        now: datetime,
+        moves_cursor: bool,
+    ) -> tuple[date, schemas.Movement | None, WriteResult]:
+        """Write movements of days below ``upper`` until the checkpoint size is reached at a
+        day boundary (or the range ends); reconcile and checkpoint ``[lower, upper)`` in one
+        transaction. Returns ``lower``, the first movement of the next segment, the result."""
+        since, upper = span
+        lower, next_carry = since, None
+        with self.sessions.begin() as session:
+            lock_account(session, target.account_id)
+            writer = MovementWriter(session, target.account_id, now, self.batch_rows)
+            last_day: date | None = None
+            if carry is not None:
+                writer.add(carry)
+                last_day = carry.post_date.date()
+            for obj in stream:
+                mov = schemas.parse_movement(obj, target.account_id)
+                day = mov.post_date.date()
+                if len(writer.seen) >= self.checkpoint_rows and last_day and day < last_day:
+                    # newest first: every day after ``day`` has been read completely
+                    lower, next_carry = day + timedelta(days=1), mov
+                    break
+                writer.add(mov)
+                last_day = day if last_day is None else min(last_day, day)
+            writer.reconcile(lower, upper)
+            self._checkpoint(session, target, (lower, upper), writer.result.read, now)
+            if moves_cursor and lower == since:
+                advance_cursor(session, target.account_id, now.date(), now, target.refreshed_at)
+        return lower, next_carry, writer.result
+
+    def _checkpoint(
+        self, session: Session, target: Target, span: Range, movements: int, now: datetime
+    ) -> None:
+        """Record ``span`` as read; days from today on are not final (read again next time)."""
+        today = now.date()
+        lower, upper = span
+        end = min(upper, today)
+        if lower < end:
+            session.execute(
+                insert(BackfillChunk)
+                .values(
+                    account_id=target.account_id,
+                    since=lower,
+                    until=end,
+                    movements=movements,
+                    completed_at=now,
+                )
+                .on_conflict_do_nothing()
+            )
 
     def _fail(
         self, report: BackfillReport, link_id: str | None, account_id: str | None, exc: Exception

@@ -92,3 +92,27 @@ def test_bad_settings_are_config_errors(rate: float, burst: int) -> None:
     """Non-positive rate or burst is a ConfigError."""
     with pytest.raises(ConfigError):
         RateLimiter(rate, burst)
+
+
+def test_a_429_halves_the_rate_and_successes_win_it_back() -> None:
+    """AIMD: throttled() halves the rate down to a floor; succeeded() climbs back to the ceiling."""
+    clock = FakeClock()
+    limiter = RateLimiter(100, burst=10, clock=clock, sleep=clock.sleep)
+    limiter.throttled()
+    assert limiter.rate == 50
+    for _ in range(10):
+        limiter.throttled()
+    assert limiter.rate == limiter.floor > 0
+    for _ in range(200):
+        limiter.succeeded()
+    assert limiter.rate == 100  # never above the configured budget
+
+
+def test_after_a_429_requests_wait_at_the_lower_rate() -> None:
+    """After a 429 the burst is gone: the next requests are spaced at the halved rate."""
+    clock = FakeClock()
+    limiter = RateLimiter(10, burst=10, clock=clock, sleep=clock.sleep)
+    limiter.throttled()
+    for _ in range(5):
+        limiter.acquire()
+    assert clock.now == pytest.approx(5 / 5, rel=0.01)  # 5 requests at 5 rps

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from sync.app.cli import main
 from sync.app.progress import Progress
-from sync.run.backfill import Backfill, is_covered, split_range
+from sync.run.backfill import Backfill, is_covered, split_range, uncovered
 from sync.store import vault
 from sync.store.db import make_engine, make_sessionmaker
 from sync.store.movements import TRACKED
@@ -219,3 +219,50 @@ def test_backfill_resumes_after_kill(
     chunks = "SELECT account_id, since, until, movements FROM fintoc.backfill_chunks ORDER BY 1, 2"
     with other_sessions() as session:
         assert h.rows(chunks) == list(session.execute(text(chunks)).all())
+
+
+def test_uncovered_gaps_between_checkpoints() -> None:
+    """uncovered() returns exactly the days of a range no checkpoint covers."""
+    d = date
+    done = [(d(2024, 1, 10), d(2024, 1, 20)), (d(2024, 1, 25), d(2024, 2, 1))]
+    assert uncovered((d(2024, 1, 1), d(2024, 2, 1)), done) == [
+        (d(2024, 1, 1), d(2024, 1, 10)),
+        (d(2024, 1, 20), d(2024, 1, 25)),
+    ]
+    assert uncovered((d(2024, 1, 12), d(2024, 1, 18)), done) == []
+    assert uncovered((d(2024, 3, 1), d(2024, 3, 5)), done) == [(d(2024, 3, 1), d(2024, 3, 5))]
+
+
+def test_a_read_that_breaks_keeps_its_checkpoints_and_the_rerun_reads_only_the_rest(
+    harness: Harness,
+) -> None:
+    """One paginated read per account, checkpointed every N rows: a failure on a late page
+    keeps the newest days, and the rerun asks only for the days not yet covered."""
+    h = harness
+    account, since, until = "acc_Kp3mWx9ZqL2vBn8T", date(2026, 5, 1), date(2026, 11, 1)
+    expected = len(api_ids(h.sb, account, since) - api_ids(h.sb, account, until))
+    assert expected > 200, "the account needs a long history for this test"
+
+    def backfill() -> Backfill:
+        b = _backfill(h)
+        b.client = h.client(50)
+        b.checkpoint_rows = 60
+        return b
+
+    h.sb.faults.add("status_500", path="/movements", match_query="page=4", times=None)
+    first = backfill().run(since, until, account_id=account)
+    assert first.exit_code == 1
+    stored = h.scalar("SELECT count(*) FROM fintoc.movements WHERE account_id = :a", a=account)
+    spans = h.rows(
+        "SELECT since, until, movements FROM fintoc.backfill_chunks WHERE account_id = :a "
+        "ORDER BY since",
+        a=account,
+    )
+    assert spans and spans[-1][1] == until  # the newest days were checkpointed
+    assert stored == sum(n for _, _, n in spans) >= 60
+    h.sb.faults.clear()
+    second = backfill().run(since, until, account_id=account)
+    assert second.exit_code == 0
+    assert second.movements_read == expected - stored  # nothing read twice
+    total = h.scalar("SELECT count(*) FROM fintoc.movements WHERE account_id = :a", a=account)
+    assert total == expected
