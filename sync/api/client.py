@@ -26,6 +26,7 @@ from typing import Any
 from urllib.parse import quote
 
 import httpx
+import msgspec
 
 from sync.api.ratelimit import RateLimiter
 from sync.errors import (
@@ -436,8 +437,16 @@ class FintocClient:
 
     @staticmethod
     def _decode(response: httpx.Response, what: str) -> Any:
+        """JSON with msgspec (about twice as fast as ``json`` on movement pages); what it
+        refuses but ``json`` reads (a lone surrogate) goes to the schemas, which name the
+        field; what neither reads is a malformed body."""
+        body = response.content
         try:
-            return json.loads(response.content)
-        except (ValueError, UnicodeDecodeError):
+            return msgspec.json.decode(body)
+        except (msgspec.DecodeError, RecursionError):
+            pass
+        try:
+            return json.loads(body)
+        except (ValueError, UnicodeDecodeError, RecursionError):
             pass
         raise MalformedBodyError(f"{what}: response body is not valid JSON", field="<body>")

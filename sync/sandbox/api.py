@@ -55,13 +55,26 @@ def _list_accounts(world: World, request: Request, _: list[str]) -> Response:
     page, headers = paginate(request, world.accounts_of(link))
     refresh = world.next_refresh(link)
     return Response(
-        200, [render.account(a, full=True, next_refresh=refresh) for a in page], headers
+        200,
+        [
+            render.account(
+                a, full=True, next_refresh=refresh, refreshed_at=world.served_refreshed_at(a)
+            )
+            for a in page
+        ],
+        headers,
     )
 
 
 def _get_account(world: World, request: Request, args: list[str]) -> Response:
     link, account = _account(world, request, args[0])
-    return Response(200, render.account(account, full=True, next_refresh=world.next_refresh(link)))
+    body = render.account(
+        account,
+        full=True,
+        next_refresh=world.next_refresh(link),
+        refreshed_at=world.served_refreshed_at(account),
+    )
+    return Response(200, body)
 
 
 def _list_movements(world: World, request: Request, args: list[str]) -> Response:

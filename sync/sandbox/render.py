@@ -65,8 +65,15 @@ def link(lnk: Link, accounts: list[Account] | None) -> dict[str, Any]:
     }
 
 
-def account(acc: Account, *, full: bool, next_refresh: str | None = None) -> dict[str, Any]:
-    """An Account; ``full`` adds the movements-product fields of ``/v1/accounts``."""
+def account(
+    acc: Account,
+    *,
+    full: bool,
+    next_refresh: str | None = None,
+    refreshed_at: str | None = None,
+) -> dict[str, Any]:
+    """An Account; ``full`` adds the movements-product fields of ``/v1/accounts``
+    (``refreshed_at`` as given, else the stored one)."""
     out: dict[str, Any] = {"id": acc.id}
     if acc.id.startswith("acc_"):  # legacy (2020) accounts carried no ``object`` key
         out["object"] = "account"
@@ -87,7 +94,7 @@ def account(acc: Account, *, full: bool, next_refresh: str | None = None) -> dic
     if full:
         out.update(
             refresh_status=acc.refresh_status,
-            refreshed_at=acc.refreshed_at,
+            refreshed_at=refreshed_at or acc.refreshed_at,
             removed_from_link=acc.removed_from_link,
         )
     out["type"] = acc.type

@@ -26,13 +26,18 @@ from typing import Any
 
 from sync.sandbox import _rand, generate, render
 from sync.sandbox.catalog import SCRIPTED_REMOVALS, default_org
-from sync.sandbox.clock import EPOCH, TICK, fmt_ts
+from sync.sandbox.clock import EPOCH, TICK, fmt_ts, parse_ts
 from sync.sandbox.model import Account, Balance, Link
 from sync.sandbox.movements import Movement, MovementSource
 
 _CREDIT_TYPES = ("line_of_credit", "credit_card")
 #: ``truth()`` lists movements by default only for orgs up to this many accounts.
 TRUTH_MOVEMENTS_MAX_ACCOUNTS = 200
+
+
+#: Movements change within ~15 days of their post date (late postings ≤ 8 days, checks
+#: resolve within 60 h, removals within 4 days of arriving); older days never change.
+_CHANGE_HORIZON_DAYS = 20
 
 
 class World:
@@ -107,6 +112,25 @@ class World:
         if not link.active or link.status != "active":
             return None
         return fmt_ts(EPOCH + (self.tick + 1) * TICK)
+
+    def served_refreshed_at(self, account: Account) -> str | None:
+        """``refreshed_at`` as served: Fintoc's data of an account changes only when Fintoc
+        refreshes it, so the sandbox never reports a refresh older than the last change of
+        the account's movements (one arriving, resolving or being removed)."""
+        if account.refreshed_at is None:
+            return None  # the initial load is still running
+        with self.lock:
+            now = self.now
+        latest = parse_ts(account.refreshed_at)
+        first = now.date() - timedelta(days=_CHANGE_HORIZON_DAYS)
+        for mov in self.movement_source.newest_first(account, first, now.date()):
+            for moment in (mov.available_at, mov.resolve_at, mov.removed_at):
+                if moment is not None and latest < moment <= now:
+                    latest = moment
+        for moment in self.movement_source.removals.values():  # scripted, any age
+            if latest < moment <= now:
+                latest = moment
+        return account.refreshed_at if latest == parse_ts(account.refreshed_at) else fmt_ts(latest)
 
     def movements(
         self,

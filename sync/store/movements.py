@@ -66,12 +66,15 @@ assert schemas.Movement._fields[: len(_COLS) + 1] == ("id", *_COLS)
 _ROW_WIDTH = len(_COLS) + 1
 
 
+# SQL fragments built once from the constant TRACKED (names and types, never input).
 _COL_LIST = ", ".join(_COLS)
 _STAGE = "fintoc_sync_movement_stage"
-# Column names and types come from TRACKED (constants), never from input.
+_STAGE_COLUMNS = ", ".join(f"{c} {t}" for c, t in TRACKED.items())
+_M_COLS = ", ".join("m." + c for c in _COLS)
+_S_COLS = ", ".join("s." + c for c in _COLS)
+_SET_FROM_STAGE = ", ".join(f"{c} = s.{c}" for c in _COLS)
 _STAGE_DDL = text(
-    f"CREATE TEMP TABLE IF NOT EXISTS {_STAGE} "
-    f"(id text PRIMARY KEY, {', '.join(f'{c} {t}' for c, t in TRACKED.items())})"
+    f"CREATE TEMP TABLE IF NOT EXISTS {_STAGE} (id text PRIMARY KEY, {_STAGE_COLUMNS})"
 )
 _STAGE_CLEAR = text(f"TRUNCATE {_STAGE}")
 _STAGE_COPY = f"COPY {_STAGE} (id, {_COL_LIST}) FROM STDIN (FORMAT BINARY)"
@@ -79,10 +82,9 @@ _STAGE_TYPES = ["text", *TRACKED.values()]
 # Stored rows of the batch that differ from what the API sent now (or were soft-deleted),
 # with their old values, locked: the change log is computed from these under the lock.
 _CHANGED_SQL = text(
-    f"SELECT m.id, {', '.join('m.' + c for c in _COLS)}, m.removed_at "  # noqa: S608
-    f"FROM fintoc.movements m JOIN {_STAGE} s ON s.id = m.id "
-    f"WHERE ({', '.join('m.' + c for c in _COLS)}, m.removed_at IS NULL) "
-    f"IS DISTINCT FROM ({', '.join('s.' + c for c in _COLS)}, true) "
+    f"SELECT m.id, {_M_COLS}, m.removed_at FROM fintoc.movements m "  # noqa: S608 (constant names)
+    f"JOIN {_STAGE} s ON s.id = m.id "
+    f"WHERE ({_M_COLS}, m.removed_at IS NULL) IS DISTINCT FROM ({_S_COLS}, true) "
     "ORDER BY m.id FOR UPDATE OF m"
 )
 _INSERT_NEW_SQL = text(
@@ -91,7 +93,7 @@ _INSERT_NEW_SQL = text(
     "ON CONFLICT (id) DO NOTHING"
 )
 _UPDATE_CHANGED_SQL = text(
-    f"UPDATE fintoc.movements m SET {', '.join(f'{c} = s.{c}' for c in _COLS)}, "  # noqa: S608
+    f"UPDATE fintoc.movements m SET {_SET_FROM_STAGE}, "  # noqa: S608 (constant names)
     "last_seen_at = :now, updated_at = :now, removed_at = NULL "
     f"FROM {_STAGE} s WHERE s.id = m.id AND m.id = ANY(CAST(:ids AS text[]))"
 )

@@ -318,6 +318,12 @@ def test_rate_limiter_is_acquired_before_every_attempt() -> None:
         def acquire(self) -> None:
             self.count += 1
 
+        def throttled(self) -> None:
+            pass
+
+        def succeeded(self) -> None:
+            pass
+
     limiter = CountingLimiter()
     client, _ = make_client(scripted(httpx.Response(500), ok([]))[0], rate_limiter=limiter)
     list(client.iter_links())
