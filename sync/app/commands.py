@@ -18,7 +18,7 @@ from typing import TextIO
 from sqlalchemy import Engine, func, select
 
 from models import Account, Institution, Link, LinkToken
-from sync.app.progress import Progress
+from sync.app.progress import Progress, SyncProgress
 from sync.app.wiring import Wiring
 from sync.errors import ConfigError
 from sync.run.backfill import parse_day
@@ -33,10 +33,17 @@ log = logging.getLogger(__name__)
 def run_sync_once(engine: Engine, wiring: Wiring, *, link_id: str | None = None) -> SyncReport:
     """`fintoc-sync sync`: wait for other syncs, then one cycle."""
     require_vault_key_if_tokens(engine, wiring)
+    with make_sessionmaker(engine)() as session:
+        registered = session.scalar(select(func.count()).select_from(LinkToken)) or 0
+    progress = SyncProgress(registered, stream=sys.stderr)
     with wiring.client() as client:
-        pipeline = wiring.pipeline(engine, client)
+        hook = progress.wrap(wiring.movement_sync(client))
+        pipeline = wiring.pipeline(engine, client, account_hook=hook)
         with wait_session_lock(engine, SYNC_LOCK_NAME):
-            return pipeline.run(kind="sync", link_id=link_id)
+            try:
+                return pipeline.run(kind="sync", link_id=link_id)
+            finally:
+                progress.finish()
 
 
 def require_vault_key_if_tokens(engine: Engine, wiring: Wiring) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from cryptography.fernet import Fernet
@@ -278,3 +279,54 @@ def test_sync_json_is_one_object_with_counts(registered: dict[str, str], sandbox
     assert doc["status"] == "succeeded" and doc["exit_code"] == 0 == result.returncode
     assert doc["links_synced"] == len(sandbox.link_tokens())
     assert doc["counts"]["accounts_upserted"] > 0
+
+
+def test_daemon_logs_its_own_outcome_not_apschedulers_success(
+    migrated: dict[str, str], sandbox: Sandbox, tmp_path: object
+) -> None:
+    """After a failed cycle the daemon says so; APScheduler's "executed successfully" is gone."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.helpers import ROOT
+
+    log = Path(str(tmp_path)) / "daemon.log"
+    env = migrated | {"FINTOC_SECRET_KEY": "sk_test_not_the_right_one", "PYTHONUNBUFFERED": "1"}
+    with log.open("w") as fh:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "sync", "daemon", "--every", "1h"],
+            cwd=ROOT, env=env, stdout=fh, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        try:
+            deadline = time.monotonic() + 30
+            while "cycle finished" not in log.read_text() and time.monotonic() < deadline:
+                time.sleep(0.2)
+        finally:
+            os.kill(proc.pid, signal.SIGTERM)
+            proc.wait(15)
+    text_ = log.read_text()
+    assert "cycle finished: failed" in text_
+    assert "executed successfully" not in text_
+
+
+def test_sync_progress_is_live_only_on_a_terminal() -> None:
+    """SyncProgress draws a line on a TTY and writes nothing to a pipe."""
+    import io
+
+    from sync.app.progress import SyncProgress
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    tty, pipe = Tty(), io.StringIO()
+    for stream in (tty, pipe):
+        progress = SyncProgress(2, stream=stream, clock=lambda: 0.0)
+        hook = progress.wrap(lambda *args: None)
+        hook(None, "t1", type("A", (), {"link_id": "link_a"})(), None)
+        progress.finish()
+    assert "links 1/2 · accounts 1" in tty.getvalue()
+    assert pipe.getvalue() == ""
