@@ -26,8 +26,9 @@ VIEWS = {
         SELECT a.id AS account_id, a.link_id, l.holder_id AS link_holder_id,
                i.name AS institution_name, a.name, a.official_name, a.number, a.type,
                a.currency, a.balance_available, a.balance_current, a.balance_limit,
-               a.balance_current / (10 ^ CASE WHEN a.currency = 'CLP' THEN 0 ELSE 2 END)::numeric
-                   AS balance_current_major,
+               round(a.balance_current::numeric
+                     / (10 ^ CASE WHEN a.currency = 'CLP' THEN 0 ELSE 2 END)::numeric,
+                     CASE WHEN a.currency = 'CLP' THEN 0 ELSE 2 END) AS balance_current_major,
                a.refreshed_at, a.last_seen_at, l.status AS link_status, l.deleted_at AS link_deleted_at
         FROM fintoc.accounts a
         JOIN fintoc.links l ON l.id = a.link_id

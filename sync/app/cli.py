@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import time
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 import httpx
 from sqlalchemy import Engine
@@ -23,6 +24,7 @@ from sync.app.logs import setup_logging
 from sync.app.wiring import Wiring
 from sync.config import Settings
 from sync.errors import AuthenticationError, ConfigError, FintocSyncError
+from sync.store.vault import key_fingerprint as vault_key_fingerprint
 
 log = logging.getLogger("sync.app.cli")
 
@@ -40,38 +42,126 @@ def _positive_int(raw: str) -> int:
     return value
 
 
+TOP_EPILOG = """\
+environment:
+  DATABASE_URL                 postgresql://… (unset: an embedded Postgres in FINTOC_SYNC_DATA_DIR)
+  FINTOC_SECRET_KEY            sk_test_… / sk_live_… (not needed by demo, sandbox, migrate, links)
+  FINTOC_API_URL               default https://api.fintoc.com (the sandbox prints its own)
+  FINTOC_SYNC_ENCRYPTION_KEY   Fernet key that encrypts link tokens at rest
+  NO_COLOR                     set it to turn colour off (colour is only used on a terminal)
+  (tuning knobs: README, "Configuration")
+
+exit codes:
+  0  ok    1  something failed (the rest is committed)    2  usage or configuration
+
+examples:
+  fintoc-sync demo
+  fintoc-sync --log-level DEBUG sync --link link_nMNejK7BT8oGbvO4
+  fintoc-sync COMMAND --help
+"""
+
+EXAMPLES = {
+    "migrate": "  fintoc-sync migrate\n"
+    "  DATABASE_URL=postgresql://me@db/fintoc fintoc-sync migrate",
+    "links": "  fintoc-sync links add --from-file tokens.txt --verify\n"
+    "  fintoc-sync links list --json\n  fintoc-sync links remove link_nMNejK7BT8oGbvO4",
+    "links add": "  fintoc-sync links add link_XXX_token_YYY\n"
+    "  fintoc-sync links add --from-file tokens.txt --verify\n"
+    "  fintoc-sync links add --from-file - < tokens.txt\n\n"
+    "Refused (nothing stored): API keys (sk_/pk_), whitespace, fewer than 8 or more than 512\n"
+    "characters, and an encryption key that cannot decrypt the tokens already stored.\n"
+    "An unfamiliar shape is registered with a warning (Fintoc asks clients not to parse tokens).",
+    "links list": "  fintoc-sync links list\n"
+    "  fintoc-sync links list --json | jq '.[] | select(.status != \"active\")'",
+    "links remove": "  fintoc-sync links remove link_nMNejK7BT8oGbvO4\n"
+    "  fintoc-sync links remove 3f9a1c0b7e2d   # a token ref, as `status` and failures show it\n\n"
+    "Only the encrypted token is forgotten: the link's synced data stays.",
+    "links rotate-key": "  FINTOC_SYNC_NEW_ENCRYPTION_KEY=… fintoc-sync links rotate-key",
+    "sync": "  fintoc-sync sync\n  fintoc-sync sync --link link_nMNejK7BT8oGbvO4\n"
+    "  fintoc-sync sync --json   # the summary as one JSON object",
+    "daemon": "  fintoc-sync daemon --every 15m --metrics-port 9108\n"
+    '  fintoc-sync daemon --cron "*/15 * * * *" --log-format json',
+    "backfill": "  fintoc-sync backfill --since 2024-01-01\n"
+    "  fintoc-sync backfill --since 2024-01-01 --until 2025-01-01 --link link_nMNejK7BT8oGbvO4",
+    "status": "  fintoc-sync status\n  fintoc-sync status --json",
+    "doctor": "  fintoc-sync doctor     # exit 0 when every check passes, else 2",
+    "sandbox": "  fintoc-sync sandbox                  # then paste the export lines it prints\n"
+    "  fintoc-sync sandbox --port 0 --links 1000 --fixed-clock",
+    "demo": "  fintoc-sync demo",
+}
+
+
+def _parser(sub: Any, name: str, help_: str, *parents: argparse.ArgumentParser) -> Any:
+    """A subcommand with a description and examples in its --help."""
+    key = name  # "links add" names the examples; the parser itself is "add"
+    return sub.add_parser(
+        name.split()[-1],
+        parents=list(parents),
+        help=help_,
+        description=help_[0].upper() + help_[1:] + ".",
+        epilog="examples:\n" + EXAMPLES[key] if key in EXAMPLES else None,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
+def _option_groups() -> tuple[argparse.ArgumentParser, ...]:
+    """(database, api, log) options. SUPPRESS: a subcommand that is not given one keeps
+    the value given before the command (`fintoc-sync --log-level DEBUG sync`)."""
+    quiet = argparse.SUPPRESS
+    db = argparse.ArgumentParser(add_help=False)
+    db.add_argument("--database-url", default=quiet, help="overrides DATABASE_URL")
+    api = argparse.ArgumentParser(add_help=False)
+    api.add_argument("--api-url", default=quiet, help="overrides FINTOC_API_URL")
+    api.add_argument(
+        "--insecure",
+        action="store_true",
+        default=quiet,
+        help="allow a plain http:// API URL to a non-loopback host (not recommended)",
+    )
+    logs = argparse.ArgumentParser(add_help=False)
+    logs.add_argument("--log-level", default=quiet, choices=LEVELS, help="default INFO")
+    logs.add_argument("--log-format", default=quiet, choices=["text", "json"])
+    return db, api, logs
+
+
 def build_parser() -> argparse.ArgumentParser:
-    """The whole command tree (each command has --help)."""
+    """The whole command tree (each command has --help with examples)."""
+    db, api, logs = _option_groups()
     parser = argparse.ArgumentParser(
         prog="fintoc-sync",
         description="Keep a Postgres database in step with a Fintoc organization.",
+        epilog=TOP_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        parents=[db, api, logs],
     )
     parser.add_argument("--version", action="version", version=f"fintoc-sync {__version__}")
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--database-url", help="overrides DATABASE_URL")
-    common.add_argument("--api-url", help="overrides FINTOC_API_URL")
-    common.add_argument("--log-level", default="INFO", choices=LEVELS)
-    common.add_argument("--log-format", default="text", choices=["text", "json"])
-    common.add_argument(
-        "--insecure",
-        action="store_true",
-        default=None,
-        help="allow a plain http:// API URL to a non-loopback host (not recommended)",
-    )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    sub.add_parser("migrate", parents=[common], help="apply the database migrations")
+    _parser(sub, "migrate", "apply the database migrations", db, logs)
 
-    links = sub.add_parser("links", parents=[common], help="manage link tokens")
+    links = _parser(sub, "links", "manage link tokens", db, logs)
     links_sub = links.add_subparsers(dest="links_command", metavar="ACTION", required=True)
-    add = links_sub.add_parser("add", parents=[common], help="register link tokens (encrypted)")
+    add = _parser(links_sub, "links add", "register link tokens (encrypted)", db, api, logs)
     add.add_argument("tokens", nargs="*", metavar="TOKEN")
     add.add_argument("--from-file", type=Path, help="read tokens from a file, one per line")
-    links_sub.add_parser("list", parents=[common], help="links with status, accounts, last sync")
-    rotate = links_sub.add_parser(
-        "rotate-key",
-        parents=[common],
-        help="re-encrypt every token under FINTOC_SYNC_NEW_ENCRYPTION_KEY",
+    add.add_argument(
+        "--verify",
+        action="store_true",
+        help="ask the API which link each token opens (needs FINTOC_SECRET_KEY); "
+        "tokens it refuses are not registered",
+    )
+    listing = _parser(links_sub, "links list", "links with status, accounts, last sync", db, logs)
+    listing.add_argument("--json", action="store_true", help="one JSON object per link")
+    remove = _parser(links_sub, "links remove", "forget registered link tokens", db, logs)
+    remove.add_argument(
+        "refs", nargs="+", metavar="ID_OR_TOKEN", help="a link id, a token, or a token ref"
+    )
+    rotate = _parser(
+        links_sub,
+        "links rotate-key",
+        "re-encrypt every token under FINTOC_SYNC_NEW_ENCRYPTION_KEY",
+        db,
+        logs,
     )
     rotate.add_argument(
         "--new-key-env",
@@ -79,18 +169,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="environment variable that holds the new key",
     )
 
-    sync_p = sub.add_parser("sync", parents=[common], help="run one full sync cycle now")
+    sync_p = _parser(sub, "sync", "run one full sync cycle now", db, api, logs)
     sync_p.add_argument("--link", metavar="ID", help="sync only this link")
     sync_p.add_argument("--concurrency", type=_positive_int, help="links fetched at once")
+    sync_p.add_argument("--json", action="store_true", help="print the summary as JSON")
 
-    daemon = sub.add_parser("daemon", parents=[common], help="run sync on a schedule")
+    daemon = _parser(sub, "daemon", "run sync on a schedule", db, api, logs)
     when = daemon.add_mutually_exclusive_group()
     when.add_argument("--every", default=None, help="interval like 15m, 1h, 30s (default 15m)")
     when.add_argument("--cron", default=None, help='crontab expression, e.g. "*/15 * * * *"')
-    daemon.add_argument("--metrics-port", type=int, help="serve /metrics and /healthz here")
+    daemon.add_argument(
+        "--metrics-port", type=_port0, help="serve /metrics and /healthz here (0 = any free port)"
+    )
     daemon.add_argument("--concurrency", type=_positive_int, help="links fetched at once")
 
-    backfill = sub.add_parser("backfill", parents=[common], help="load movement history")
+    backfill = _parser(sub, "backfill", "load movement history", db, api, logs)
     backfill.add_argument("--since", required=True, help="first post date, YYYY-MM-DD")
     backfill.add_argument(
         "--until", help="end post date (exclusive), YYYY-MM-DD; default tomorrow (today included)"
@@ -105,22 +198,37 @@ def build_parser() -> argparse.ArgumentParser:
         "checkpointed every 5,000 movements)",
     )
 
-    sandbox = sub.add_parser("sandbox", help="serve the local Fintoc-compatible API")
-    sandbox.add_argument("--port", type=int, default=8765, help="port on 127.0.0.1 (0 = any free)")
+    status = _parser(
+        sub, "status", "last runs, links failing now, data freshness, pending events", db, logs
+    )
+    status.add_argument("--json", action="store_true", help="print it as one JSON object")
+    _parser(sub, "doctor", "check the database, the keys, the API and the clock", db, api, logs)
+
+    sandbox = _parser(sub, "sandbox", "serve the local Fintoc-compatible API", logs)
+    sandbox.add_argument("--port", type=_port0, default=8765, help="port on 127.0.0.1 (0 = any)")
     sandbox.add_argument("--seed", type=int, default=42, help="seed of the deterministic data")
     sandbox.add_argument("--links", type=_positive_int, help="generate this many links")
-    sandbox.add_argument(
-        "--real-time",
+    clock = sandbox.add_mutually_exclusive_group()
+    clock.add_argument(
+        "--fixed-clock",
         action="store_true",
-        help="catch the sandbox clock up to now and follow real time "
-        "(default: a fixed clock starting 2026-11-01, moved by POST /_sandbox/advance)",
+        help="keep the sandbox clock at 2026-11-01, moved only by POST /_sandbox/advance "
+        "(for tests; default: catch up to now and follow the wall clock)",
     )
+    clock.add_argument("--real-time", action="store_true", help=argparse.SUPPRESS)  # the default
 
-    demo = sub.add_parser("demo", help="try it: embedded Postgres + sandbox + sync")
-    demo.add_argument("--database-url", help="use this database instead of the embedded one")
-    demo.add_argument("--log-level", default="WARNING", choices=LEVELS)
-    demo.add_argument("--log-format", default="text", choices=["text", "json"])
+    _parser(sub, "demo", "try it: embedded Postgres + sandbox + sync", db, logs)
     return parser
+
+
+def _port0(raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number, got {raw!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port from 0 to 65535, got {raw}")
+    return value
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -197,9 +305,13 @@ def cmd_links(args: argparse.Namespace, wiring: Wiring, out: TextIO) -> int:
             raw += _read_token_file(args.from_file)
         if not raw:
             raise ConfigError("give at least one TOKEN or --from-file FILE")
-        return commands.links_add(engine, wiring, raw, out)
+        return commands.links_add(engine, wiring, raw, out, verify=args.verify)
+    if args.links_command == "remove":
+        from sync.app.links import links_remove
+
+        return links_remove(engine, args.refs, out)
     if args.links_command == "list":
-        return commands.links_list(engine, out)
+        return commands.links_list(engine, out, as_json=args.json)
     return commands.links_rotate_key(engine, wiring, args.new_key_env, out)
 
 
@@ -220,8 +332,15 @@ def cmd_sync(args: argparse.Namespace, wiring: Wiring, out: TextIO) -> int:
     settings.checked_api_url()
     engine = _ready_engine(settings, pool_size=settings.concurrency + 2)
     report = commands.run_sync_once(engine, wiring, link_id=args.link)
-    commands.print_report(report, out)
-    if report.fatal is not None:  # the one-line reason that exit code 2 promises
+    if args.json:
+        commands.print_report_json(report, out)
+    else:
+        commands.print_report(report, out)
+    if isinstance(report.fatal, ConfigError):  # e.g. a vault key that decrypts nothing
+        key = settings.encryption_key
+        named = f" (key {vault_key_fingerprint(key)})" if key else ""
+        print(f"fintoc-sync: {report.fatal}{named}", file=sys.stderr)
+    elif report.fatal is not None:  # the one-line reason that exit code 2 promises
         print(f"fintoc-sync: the API rejected FINTOC_SECRET_KEY: {report.fatal}", file=sys.stderr)
     return report.exit_code
 
@@ -254,10 +373,19 @@ def cmd_backfill(args: argparse.Namespace, wiring: Wiring, out: TextIO) -> int:
 
 def cmd_sandbox(args: argparse.Namespace, wiring: Wiring, out: TextIO) -> int:
     """Serve the sandbox in the foreground."""
+    from functools import partial
+
+    from sync.app.sandbox_banner import announce
     from sync.sandbox import serve_forever
 
+    real_time = not args.fixed_clock
     serve_forever(
-        port=args.port, seed=args.seed, n_links=args.links, out=out, real_time=args.real_time
+        port=args.port,
+        seed=args.seed,
+        n_links=args.links,
+        out=out,
+        real_time=real_time,
+        announce=partial(announce, real_time=real_time),
     )
     return 0
 
@@ -266,10 +394,26 @@ def cmd_demo(args: argparse.Namespace, wiring: Wiring, out: TextIO) -> int:
     """Embedded Postgres + sandbox + migrate + sync, then a summary."""
     from sync.app.demo import run_demo
 
-    return run_demo(wiring, out, database_url=args.database_url)
+    return run_demo(wiring, out, database_url=getattr(args, "database_url", None))
+
+
+def cmd_status(args: argparse.Namespace, wiring: Wiring, out: TextIO) -> int:
+    """Last runs, failing links, freshness; read-only."""
+    from sync.app.status import run_status
+
+    return run_status(_ready_engine(wiring.settings), out, as_json=args.json)
+
+
+def cmd_doctor(args: argparse.Namespace, wiring: Wiring, out: TextIO) -> int:
+    """One line per check; 0 all good, 2 something to fix."""
+    from sync.app.doctor import run_doctor
+
+    return run_doctor(wiring, lambda: _engine(wiring.settings), out)
 
 
 COMMANDS: dict[str, Handler] = {
+    "status": cmd_status,
+    "doctor": cmd_doctor,
     "migrate": cmd_migrate,
     "links": cmd_links,
     "sync": cmd_sync,
@@ -290,8 +434,12 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse exits 2 on usage errors, 0 on --help
         return int(exc.code or 0)
+    if args.command is None:  # a bare `fintoc-sync`: teach, and say it was not a command
+        parser.print_help(sys.stderr)
+        return 2
+    quiet_by_default = args.command in {"demo", "status", "doctor"}
     redactor = setup_logging(
-        args.log_level if hasattr(args, "log_level") else "INFO",
+        getattr(args, "log_level", None) or ("WARNING" if quiet_by_default else "INFO"),
         getattr(args, "log_format", "text"),
     )
     try:
@@ -315,9 +463,20 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     except KeyboardInterrupt:
         print("fintoc-sync: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `fintoc-sync links list | head`: the reader left, not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except _database_errors() as exc:
+        from sqlalchemy.exc import InterfaceError, OperationalError
+
         from sync.redact import scrub
 
+        if isinstance(exc, OperationalError | InterfaceError):  # cannot connect: config
+            print(
+                f"fintoc-sync: cannot reach the database: {scrub(_first_line(exc))}",
+                file=sys.stderr,
+            )
+            return 2
         print(f"fintoc-sync: database error: {scrub(_first_line(exc))}", file=sys.stderr)
         return 1
     except httpx.HTTPError as exc:  # pragma: no cover - the client translates these

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import signal
@@ -17,7 +18,7 @@ from typing import TextIO
 from sqlalchemy import Engine, func, select
 
 from models import Account, Institution, Link, LinkToken
-from sync.app.progress import Progress
+from sync.app.progress import Progress, SyncProgress
 from sync.app.wiring import Wiring
 from sync.errors import ConfigError
 from sync.run.backfill import parse_day
@@ -31,12 +32,48 @@ log = logging.getLogger(__name__)
 
 def run_sync_once(engine: Engine, wiring: Wiring, *, link_id: str | None = None) -> SyncReport:
     """`fintoc-sync sync`: wait for other syncs, then one cycle."""
-    if wiring.settings.encryption_key is None:
-        log.warning("FINTOC_SYNC_ENCRYPTION_KEY is unset: only the link list is synced")
+    require_vault_key_if_tokens(engine, wiring)
+    with make_sessionmaker(engine)() as session:
+        registered = session.scalar(select(func.count()).select_from(LinkToken)) or 0
+    progress = SyncProgress(registered, stream=sys.stderr)
     with wiring.client() as client:
-        pipeline = wiring.pipeline(engine, client)
+        hook = progress.wrap(wiring.movement_sync(client))
+        pipeline = wiring.pipeline(engine, client, account_hook=hook)
         with wait_session_lock(engine, SYNC_LOCK_NAME):
-            return pipeline.run(kind="sync", link_id=link_id)
+            try:
+                return pipeline.run(kind="sync", link_id=link_id)
+            finally:
+                progress.finish()
+
+
+def require_vault_key_if_tokens(engine: Engine, wiring: Wiring) -> None:
+    """No encryption key while tokens are stored is a configuration error, not a warning:
+    under cron a `sync` that quietly skips every account is a silent gap."""
+    if wiring.settings.encryption_key is not None:
+        return
+    with make_sessionmaker(engine)() as session:
+        stored = session.scalar(select(func.count()).select_from(LinkToken)) or 0
+    if stored:
+        raise ConfigError(
+            f"FINTOC_SYNC_ENCRYPTION_KEY is not set but {stored} link token(s) are stored: "
+            "without it their accounts cannot be synced; set the key they were stored with"
+        )
+    log.warning("FINTOC_SYNC_ENCRYPTION_KEY is unset: only the link list is synced")
+
+
+def print_report_json(report: SyncReport, out: TextIO) -> None:
+    """`sync --json`: the run's outcome as one JSON object (tokens never appear)."""
+    doc = {
+        "run_id": report.run_id,
+        "status": report.status,
+        "exit_code": report.exit_code,
+        "links_total": report.links_total,
+        "links_synced": report.links_synced,
+        "links_failed": len(failed_subjects(report.failures)),
+        "counts": report.counts,
+        "failures": [f.as_json() | {"subject": f.subject()} for f in report.failures],
+    }
+    print(json.dumps(doc, indent=2), file=out)
 
 
 def print_report(report: SyncReport, out: TextIO) -> None:
@@ -58,19 +95,38 @@ def print_report(report: SyncReport, out: TextIO) -> None:
 # ------------------------------------------------------------------------- links
 
 
-def links_add(engine: Engine, wiring: Wiring, raw: list[str], out: TextIO) -> int:
-    """Register tokens encrypted; says how many were new, never shows them."""
-    cipher = vault.make_cipher(wiring.settings.require_encryption_key())
-    wiring.register_secrets(raw)
+def links_add(
+    engine: Engine, wiring: Wiring, raw: list[str], out: TextIO, *, verify: bool = False
+) -> int:
+    """Register tokens encrypted; says how many were new, never shows them.
+
+    Refused, with nothing stored: a token that cannot be one (an API key, whitespace, an
+    absurd length) and an encryption key that cannot decrypt the tokens already stored.
+    """
+    from sync.app import links
+
+    key = wiring.settings.require_encryption_key()
+    cipher = vault.make_cipher(key)
+    tokens = list(dict.fromkeys(t.strip() for t in raw if t.strip()))
+    wiring.register_secrets(tokens)
+    links.require_good_shapes(tokens)
+    links.require_matching_key(engine, key)
+    good = links.verify(wiring, tokens, out) if verify else tokens
     with make_sessionmaker(engine).begin() as session:
-        added = vault.add_tokens(session, cipher, raw, utc_now())
-    unique = len({t.strip() for t in raw if t.strip()})
-    print(f"registered {added} new link token(s); {unique - added} already known", file=out)
+        added = vault.add_tokens(session, cipher, good, utc_now())
+    print(
+        f"registered {added} new link token(s); {len(good) - added} already known"
+        f" (encryption key {vault.key_fingerprint(key)})",
+        file=out,
+    )
+    if len(good) < len(tokens):
+        print(f"{len(tokens) - len(good)} token(s) refused by the API, not registered", file=out)
+        return 1
     return 0
 
 
-def links_list(engine: Engine, out: TextIO) -> int:
-    """Links with status, accounts, last sync and whether a token is registered."""
+def links_list(engine: Engine, out: TextIO, *, as_json: bool = False) -> int:
+    """Links with status, accounts, last sync (UTC) and whether a token is registered."""
     accounts = select(Account.link_id, func.count().label("n")).group_by(Account.link_id).subquery()
     query = (
         select(
@@ -83,6 +139,7 @@ def links_list(engine: Engine, out: TextIO) -> int:
             Link.last_synced_at,
             Link.deleted_at,
             LinkToken.fingerprint.is_not(None),
+            Link.last_sync_error,
         )
         .outerjoin(Institution, Institution.id == Link.institution_id)
         .outerjoin(accounts, accounts.c.link_id == Link.id)
@@ -94,13 +151,23 @@ def links_list(engine: Engine, out: TextIO) -> int:
         unbound = session.scalar(
             select(func.count()).select_from(LinkToken).where(LinkToken.link_id.is_(None))
         )
-    header = ("LINK", "INSTITUTION", "HOLDER", "STATUS", "ACCOUNTS", "LAST SYNC", "TOKEN")
+    if as_json:
+        docs = [_link_json(*row) for row in rows]
+        print(json.dumps(docs, indent=2), file=out)
+        return 0
+    header = ("LINK", "INSTITUTION", "HOLDER", "STATUS", "ACCOUNTS", "LAST SYNC (UTC)", "TOKEN")
     table: list[tuple[str, ...]] = [header]
-    for lid, inst, holder, status, active, n, synced, deleted, has_token in rows:
-        shown = "deleted" if deleted else (status or ("active" if active else "?"))
-        when = synced.strftime("%Y-%m-%d %H:%M") if synced else "never"
+    for lid, inst, holder, status, active, n, synced, deleted, has_token, _ in rows:
         table.append(
-            (lid, inst or "?", holder or "?", shown, str(n), when, "yes" if has_token else "no")
+            (
+                lid,
+                inst or "?",
+                holder or "?",
+                _shown_status(status, active, deleted),
+                str(n),
+                synced.astimezone(UTC).strftime("%Y-%m-%d %H:%M") if synced else "never",
+                "yes" if has_token else "no",
+            )
         )
     if not rows:
         print("no links yet: run `fintoc-sync sync` to list your organization's links", file=out)
@@ -109,6 +176,41 @@ def links_list(engine: Engine, out: TextIO) -> int:
     if unbound:
         print(f"{unbound} registered token(s) not yet matched to a link (run `sync`)", file=out)
     return 0
+
+
+def _shown_status(status: str | None, active: bool | None, deleted: datetime | None) -> str:
+    """One word for the STATUS column; a link gone from the API is `deleted`, whatever its
+    last known status was (that stays in `links.status` and in `--json`)."""
+    if deleted is not None:
+        return "deleted"
+    return status or ("active" if active else "inactive" if active is False else "?")
+
+
+def _link_json(
+    lid: str,
+    inst: str | None,
+    holder: str | None,
+    status: str | None,
+    active: bool | None,
+    n: int,
+    synced: datetime | None,
+    deleted: datetime | None,
+    has_token: bool,
+    error: str | None,
+) -> dict[str, object]:
+    return {
+        "id": lid,
+        "institution": inst,
+        "holder_type": holder,
+        "status": _shown_status(status, active, deleted),
+        "last_known_status": status,
+        "active": active,
+        "accounts": int(n),
+        "last_synced_at": synced.isoformat() if synced else None,
+        "deleted_at": deleted.isoformat() if deleted else None,
+        "token_registered": bool(has_token),
+        "last_sync_error": error,
+    }
 
 
 def _print_table(rows: Sequence[Sequence[str]], out: TextIO) -> None:

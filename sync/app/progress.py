@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -82,5 +83,57 @@ class Progress:
     def finish(self) -> None:
         """End the live line."""
         if self.live:
+            self.stream.write("\r\x1b[2K" + self.line() + "\n")
+            self.stream.flush()
+
+
+@dataclass
+class SyncProgress:
+    """A live line for a long `sync` on a terminal: links started of those registered,
+    accounts synced, elapsed time. Off a terminal it prints nothing (the pipeline already
+    logs one line per link). Fed by wrapping the per-account hook, so the run layer
+    needs no progress API of its own."""
+
+    links_total: int
+    stream: TextIO = field(default_factory=lambda: sys.stderr)
+    live: bool | None = None
+    clock: Callable[[], float] = time.monotonic
+
+    def __post_init__(self) -> None:
+        if self.live is None:
+            self.live = bool(getattr(self.stream, "isatty", lambda: False)())
+        self._started = self.clock()
+        self._links: set[str] = set()
+        self._accounts = 0
+        self._lock = threading.Lock()
+
+    def line(self) -> str:
+        """``links 3/40 · accounts 7 · 12s``."""
+        elapsed = format_duration(self.clock() - self._started)
+        return (
+            f"links {len(self._links)}/{self.links_total} · accounts {self._accounts} · {elapsed}"
+        )
+
+    def account(self, link_key: str) -> None:
+        """One account of a link is being synced."""
+        with self._lock:
+            self._links.add(link_key)
+            self._accounts += 1
+            if self.live:
+                self.stream.write("\r\x1b[2K" + self.line())
+                self.stream.flush()
+
+    def wrap(self, hook: Callable[..., None]) -> Callable[..., None]:
+        """The same per-account hook, counted."""
+
+        def counted(session: object, link_token: str, account: object, run: object) -> None:
+            hook(session, link_token, account, run)
+            self.account(str(getattr(account, "link_id", None) or id(link_token)))
+
+        return counted
+
+    def finish(self) -> None:
+        """End the live line."""
+        if self.live and (self._accounts or self._links):
             self.stream.write("\r\x1b[2K" + self.line() + "\n")
             self.stream.flush()

@@ -235,14 +235,19 @@ class Backfill:
     def _targets(
         self, report: BackfillReport, link_id: str | None, account_id: str | None
     ) -> list[Target]:
+        undecryptable: list[str] = []
         with self.sessions() as session:
-            stored = vault.load_tokens(session, self.cipher)
+            stored = vault.load_tokens(session, self.cipher, skipped=undecryptable)
             self._rejected = frozenset(
                 session.scalars(
                     select(LinkToken.fingerprint).where(LinkToken.invalid_since.is_not(None))
                 )
             )
         self.register_secrets([t.token for t in stored])
+        for fp in undecryptable:  # one token stored under another key fails alone
+            report.failures.append(
+                Failure(None, "UndecryptableToken", "cannot decrypt it with this key", fp[:12])
+            )
         if link_id is not None:
             stored = [t for t in stored if t.link_id in (link_id, None)]
         targets: list[Target] = []

@@ -24,7 +24,14 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from models import Link, LinkToken
 from sync.api import schemas
-from sync.errors import ApiError, AuthenticationError, FintocSyncError, LinkError
+from sync.errors import (
+    ApiError,
+    AuthenticationError,
+    ConfigError,
+    FintocSyncError,
+    LinkError,
+    RetriableError,
+)
 from sync.run.concurrency import run_bounded
 from sync.run.context import Clock, Failure, RunContext, describe, utc_now
 from sync.run.runs import RunLease, close_run
@@ -65,8 +72,8 @@ class SyncReport:
 
     @property
     def exit_code(self) -> int:
-        """0 all synced, 1 some link failed, 2 configuration (e.g. the key was rejected)."""
-        if isinstance(self.fatal, AuthenticationError):
+        """0 all synced, 1 some link failed, 2 configuration (a rejected or wrong key)."""
+        if isinstance(self.fatal, AuthenticationError | ConfigError):
             return 2
         return 0 if self.status == "succeeded" else 1
 
@@ -93,10 +100,29 @@ class Pipeline:
         try:
             listed = self._sync_link_list(run, only=link_id)
             self._sync_tokens(run, only=link_id, listed=listed)
-        except AuthenticationError as exc:
+            if link_id is not None:
+                self._check_link_found(run, link_id, list(listed))
+        except _ApiUnreachable:
+            pass  # recorded as the list's failure; every token would fail the same way
+        except (AuthenticationError, ConfigError) as exc:  # a wrong secret or vault key
             fatal = exc
             run.fail(Failure(None, *describe(exc)))
         return self._close_run(run, list(listed), fatal)
+
+    @staticmethod
+    def _check_link_found(run: RunContext, link_id: str, listed: Sequence[str]) -> None:
+        """`sync --link ID` for a link neither listed nor synced is a failure, not a success."""
+        list_failed = any(f.kind.startswith("list:") for f in run.failures)
+        touched = any(f.link_id == link_id for f in run.failures)
+        if listed or list_failed or touched or run.counts.get("links_synced", 0):
+            return
+        run.fail(
+            Failure(
+                link_id,
+                "NoSuchLink",
+                "no such link: GET /v1/links does not list it and no registered token opens it",
+            )
+        )
 
     # ---------------------------------------------------------------- run bookkeeping
 
@@ -151,6 +177,10 @@ class Pipeline:
         except FintocSyncError as exc:
             # Without the full list we cannot tell deleted links; tokens still sync.
             run.fail(Failure(None, "list:" + describe(exc)[0], describe(exc)[1]))
+            if isinstance(exc, RetriableError):
+                # Still down after the client's retries (5xx, timeout, refused): trying
+                # every token now would only repeat those retries once per link.
+                raise _ApiUnreachable from None
             return {}
         if only is not None:
             links = [link for link in links if link.id == only]
@@ -177,8 +207,9 @@ class Pipeline:
         if self.cipher is None:
             log.warning("no FINTOC_SYNC_ENCRYPTION_KEY: registered link tokens cannot be read")
             return
+        undecryptable: list[str] = []
         with self.sessions() as session:
-            stored = vault.load_tokens(session, self.cipher)
+            stored = vault.load_tokens(session, self.cipher, skipped=undecryptable)
             self.register_secrets([t.token for t in stored])
             gone = set(session.scalars(select(Link.id).where(Link.deleted_at.is_not(None))))
             rejected = frozenset(
@@ -186,6 +217,8 @@ class Pipeline:
                     select(LinkToken.fingerprint).where(LinkToken.invalid_since.is_not(None))
                 )
             )
+        for fp in undecryptable:  # stored with another key: that token fails, the rest go on
+            run.fail(Failure(None, "UndecryptableToken", _UNDECRYPTABLE, fp[:12]))
         # A link deleted at Fintoc invalidates its token (fintoc-api.md §2): not a failure.
         skipped = [t for t in stored if t.link_id in gone]
         stored = [t for t in stored if t.link_id not in gone]
@@ -293,6 +326,16 @@ class Pipeline:
                     )
         except Exception:  # the database itself may be what failed
             log.warning("could not record the failure of link %s", link_id or "?")
+
+
+_UNDECRYPTABLE = (
+    "FINTOC_SYNC_ENCRYPTION_KEY cannot decrypt this stored token (it was stored with "
+    "another key); `fintoc-sync links remove <ref>` forgets it"
+)
+
+
+class _ApiUnreachable(Exception):
+    """The link list could not be read after retries: the run stops there."""
 
 
 def is_unknown_token(exc: BaseException) -> bool:

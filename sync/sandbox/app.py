@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from types import FrameType, TracebackType
 from typing import Any, TextIO
@@ -96,11 +97,15 @@ def follow_real_time(sandbox: Sandbox, stop: threading.Event, every: float = 30.
     evolves as a bank's would, and date windows computed from today find movements.
     """
     while True:
-        behind = datetime.now(UTC) - sandbox.world.now
-        if behind > timedelta(0):
-            sandbox.advance(hours=behind.total_seconds() / 3600)
+        _catch_up(sandbox)
         if stop.wait(every):
             return
+
+
+def _catch_up(sandbox: Sandbox) -> None:
+    behind = datetime.now(UTC) - sandbox.world.now
+    if behind > timedelta(0):
+        sandbox.advance(hours=behind.total_seconds() / 3600)
 
 
 def serve_forever(
@@ -110,11 +115,13 @@ def serve_forever(
     out: TextIO,
     host: str = "127.0.0.1",
     real_time: bool = False,
+    announce: Callable[[Sandbox, TextIO], None] | None = None,
 ) -> None:
     """Run a sandbox in the foreground until SIGINT/SIGTERM.
 
-    Prints the URL, the accepted secret key, then one link token per line, and flushes
-    so that a parent process can read them before the first request.
+    Prints the URL, the accepted secret key, then one link token per line (or whatever
+    ``announce`` prints instead), and flushes so that a parent process can read them
+    before the first request.
     """
     stop = threading.Event()
 
@@ -126,12 +133,16 @@ def serve_forever(
         previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     sandbox = Sandbox(seed=seed, n_links=n_links, host=host, port=port).start()
     if real_time:
+        _catch_up(sandbox)  # before anything is printed: the first request already sees now
         threading.Thread(
             target=follow_real_time, args=(sandbox, stop), name="sandbox-clock", daemon=True
         ).start()
     try:
-        out.write(f"{sandbox.url}\n{sandbox.secret_key}\n")
-        out.writelines(f"{token}\n" for token in sandbox.link_tokens())
+        if announce is None:
+            out.write(f"{sandbox.url}\n{sandbox.secret_key}\n")
+            out.writelines(f"{token}\n" for token in sandbox.link_tokens())
+        else:
+            announce(sandbox, out)
         out.flush()
         stop.wait()
     finally:

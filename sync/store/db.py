@@ -15,6 +15,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy import Connection, Engine, create_engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, sessionmaker
 
 from sync.config import Settings, normalize_database_url
@@ -60,9 +62,18 @@ def resolve_database_url(settings: Settings) -> str:
 
 
 def make_engine(url: str, *, pool_size: int = 5, application_name: str = "fintoc-sync") -> Engine:
-    """An engine that survives server restarts (pre-ping) and names itself."""
+    """An engine that survives server restarts (pre-ping) and names itself.
+
+    A URL that does not parse (``postgresql://h:notaport/db``) is a ConfigError here,
+    not a traceback at the first connection.
+    """
+    url = normalize_database_url(url)
+    try:
+        make_url(url).port  # noqa: B018 - parsing the port is the check
+    except (ValueError, ArgumentError) as exc:
+        raise ConfigError(f"DATABASE_URL is not a valid URL: {exc}") from None
     return create_engine(
-        normalize_database_url(url),
+        url,
         pool_pre_ping=True,
         pool_size=pool_size,
         max_overflow=pool_size,

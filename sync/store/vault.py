@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from cryptography.fernet import Fernet, InvalidToken
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -24,6 +24,11 @@ from sync.errors import ConfigError
 def fingerprint(token: str) -> str:
     """A stable, non-reversible id for a (high-entropy) token."""
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+def key_fingerprint(key: str) -> str:
+    """A short, non-secret name for an encryption key (first 8 hex of its SHA-256)."""
+    return hashlib.sha256(key.strip().encode()).hexdigest()[:8]
 
 
 def make_cipher(key: str) -> Fernet:
@@ -70,24 +75,82 @@ def add_tokens(session: Session, cipher: Fernet, tokens: Iterable[str], now: dat
     return added
 
 
-def load_tokens(session: Session, cipher: Fernet) -> list[StoredToken]:
-    """Every registered token, decrypted; a wrong key is a ConfigError, not data loss."""
+def load_tokens(
+    session: Session, cipher: Fernet, *, skipped: list[str] | None = None
+) -> list[StoredToken]:
+    """Every registered token this key decrypts.
+
+    A row the key cannot decrypt is left out and its fingerprint appended to ``skipped``
+    (the caller reports it as that token's failure), so one bad row never stops the
+    others. If no row decrypts at all, the key is simply the wrong one: ConfigError.
+    """
     rows = session.execute(
         select(LinkToken.fingerprint, LinkToken.link_id, LinkToken.token_encrypted).order_by(
             LinkToken.added_at, LinkToken.fingerprint
         )
     ).all()
-    return [StoredToken(fp, link_id, _decrypt(cipher, blob)) for fp, link_id, blob in rows]
+    tokens: list[StoredToken] = []
+    bad: list[str] = []
+    for fp, link_id, blob in rows:
+        token = _try_decrypt(cipher, blob)
+        if token is None:
+            bad.append(fp)
+        else:
+            tokens.append(StoredToken(fp, link_id, token))
+    if rows and not tokens:
+        raise wrong_key_error(len(rows))
+    if skipped is not None:
+        skipped.extend(bad)
+    return tokens
+
+
+def count_undecryptable(session: Session, cipher: Fernet) -> tuple[int, int]:
+    """(stored tokens, how many of them this key cannot decrypt); nothing is kept."""
+    blobs = session.scalars(select(LinkToken.token_encrypted)).all()
+    return len(blobs), sum(1 for blob in blobs if _try_decrypt(cipher, blob) is None)
+
+
+def wrong_key_error(stored: int, key: str | None = None) -> ConfigError:
+    """The error for a key that decrypts none of the stored tokens."""
+    named = f" (key {key_fingerprint(key)})" if key else ""
+    return ConfigError(
+        f"cannot decrypt the {stored} stored link token(s) with FINTOC_SYNC_ENCRYPTION_KEY"
+        f"{named}: it is not the key they were stored with"
+    )
+
+
+def _try_decrypt(cipher: Fernet, blob: bytes) -> str | None:
+    try:
+        return cipher.decrypt(bytes(blob)).decode()
+    except (InvalidToken, UnicodeDecodeError):
+        return None
 
 
 def _decrypt(cipher: Fernet, blob: bytes) -> str:
-    try:
-        return cipher.decrypt(bytes(blob)).decode()
-    except InvalidToken:
+    token = _try_decrypt(cipher, blob)
+    if token is None:
         raise ConfigError(
-            "cannot decrypt the stored link tokens with FINTOC_SYNC_ENCRYPTION_KEY: "
+            "cannot decrypt a stored link token with FINTOC_SYNC_ENCRYPTION_KEY: "
             "it is not the key they were stored with"
-        ) from None
+        )
+    return token
+
+
+def remove_tokens(session: Session, refs: Iterable[str]) -> dict[str, int]:
+    """Forget tokens named by link id, the token itself, or a fingerprint prefix
+    (>= 12 hex, as failures show it); returns how many rows each ref removed. Never commits.
+
+    Only the encrypted token goes: the link's synced data stays.
+    """
+    removed: dict[str, int] = {}
+    for ref in refs:
+        ref = ref.strip()
+        match = (LinkToken.link_id == ref) | (LinkToken.fingerprint == fingerprint(ref))
+        if len(ref) >= 12 and all(c in "0123456789abcdef" for c in ref):
+            match = match | LinkToken.fingerprint.startswith(ref, autoescape=True)
+        result = session.execute(delete(LinkToken).where(match).returning(LinkToken.fingerprint))
+        removed[ref] = len(result.all())
+    return removed
 
 
 def bind_token(session: Session, fp: str, link_id: str, now: datetime) -> None:

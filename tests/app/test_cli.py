@@ -13,22 +13,6 @@ from sync.sandbox import Sandbox
 from tests.helpers import pg_dump, run_cli
 
 
-@pytest.fixture
-def env(fresh_db_url: str, sandbox: Sandbox, fernet_key: str, tmp_path: Path) -> dict[str, str]:
-    """The environment of a user pointed at the sandbox and an empty database."""
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("FINTOC", "DATABASE"))}
-    return base | {
-        "DATABASE_URL": fresh_db_url.replace("+psycopg", ""),
-        "FINTOC_API_URL": sandbox.url,
-        "FINTOC_SECRET_KEY": sandbox.secret_key,
-        "FINTOC_SYNC_ENCRYPTION_KEY": fernet_key,
-        "FINTOC_SYNC_DATA_DIR": str(tmp_path / "unused-embedded"),
-        # short retries: the faults here are permanent, waiting would prove nothing
-        "FINTOC_SYNC_MAX_ATTEMPTS": "2",
-        "FINTOC_SYNC_BACKOFF_CAP": "0.05",
-    }
-
-
 def test_commands_refuse_an_unmigrated_database_then_work_after_migrate(
     env: dict[str, str],
 ) -> None:

@@ -46,6 +46,8 @@ def test_demo_twice_reuses_its_data_and_moves_on(tmp_path: Path) -> None:
         assert "links by status:" in run.stdout and "balance_snapshots" in run.stdout
     assert "sandbox clock +0 day(s)" in runs[0].stdout
     assert "sandbox clock +1 day(s)" in runs[1].stdout
+    # it says that its embedded server keeps running, and how to stop it
+    assert "keeps running" in runs[0].stdout and ".stop()" in runs[0].stdout
     assert (tmp_path / "fintoc-sync" / "demo-encryption.key").stat().st_mode & 0o077 == 0
 
     def snapshots(out: str) -> int:

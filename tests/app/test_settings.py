@@ -56,7 +56,7 @@ def test_bad_numbers_are_configuration_errors(name: str, value: str) -> None:
 
 
 def test_daemon_waits_for_an_unreachable_database_then_says_why(tmp_path: Path) -> None:
-    """With the database down at start, the daemon retries for FINTOC_SYNC_DB_WAIT, then exits 1."""
+    """With the database down at start, the daemon retries for FINTOC_SYNC_DB_WAIT, then exits 2."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FINTOC", "DATABASE"))}
     env |= {
         "DATABASE_URL": f"postgresql://nobody@/nodb?host={tmp_path}",  # no server there
@@ -72,6 +72,6 @@ def test_daemon_waits_for_an_unreachable_database_then_says_why(tmp_path: Path) 
         text=True,
         timeout=60,
     )
-    assert result.returncode == 1
+    assert result.returncode == 2  # an unreachable database is configuration
     assert result.stderr.count("database not reachable yet") >= 1
-    assert "fintoc-sync: database error" in result.stderr
+    assert "fintoc-sync: cannot reach the database" in result.stderr
