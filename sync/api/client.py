@@ -44,6 +44,7 @@ from sync.errors import (
     TransportError,
 )
 from sync.redact import scrub
+from sync.text import safe_text
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +142,8 @@ def _error_body(response: httpx.Response) -> dict[str, Any]:
 
 
 def _text(value: object) -> str | None:
-    return value[:200] if isinstance(value, str) else None
+    """A string field of an error body or a header, made safe to log and store."""
+    return safe_text(value, 200) if isinstance(value, str) else None
 
 
 def _error_class(status: int, error_type: str | None) -> type[ApiError]:
@@ -416,7 +418,9 @@ class FintocClient:
         try:
             response = self._http.send(request)
         except httpx.TransportError as exc:  # timeouts, refused, reset, protocol errors
-            description = scrub(f"{type(exc).__name__}: {exc}", (self._secret_key, *secrets))
+            description = scrub(
+                safe_text(f"{type(exc).__name__}: {exc}", 500), (self._secret_key, *secrets)
+            )
             self._report(attempt, None)
         else:
             self._report(attempt, response.status_code)

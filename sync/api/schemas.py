@@ -16,6 +16,7 @@ from typing import Any, NoReturn
 
 from sync.errors import PayloadError
 from sync.redact import scrub
+from sync.text import safe_text
 
 MAX_STRING = 10_000
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
@@ -111,11 +112,12 @@ def _show(value: object) -> str:
         text = "an array"
     else:
         text = repr(value)[:40]
-    return scrub(text)
+    return scrub(safe_text(text, 80))
 
 
 def _describe(kind: str, obj_id: str | None) -> str:
-    return f"{kind} {scrub(obj_id[:80])}" if obj_id else kind
+    # the id may be the very text that is wrong: it must not poison the message
+    return f"{kind} {scrub(safe_text(obj_id, 80))}" if obj_id else kind
 
 
 def _check_text(value: str, where: str, field: str) -> str:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from sync.errors import FintocSyncError
 from sync.redact import scrub
+from sync.text import safe_text
 
 if TYPE_CHECKING:
     from sync.run.runs import RunLease
@@ -37,6 +38,15 @@ class Failure:
     # id is not known yet, so the operator can tell which registered token failed.
     token_ref: str | None = None
     account_id: str | None = None
+
+    def __post_init__(self) -> None:
+        # Every field may come from outside (an id the API sent, its error message):
+        # bounded and storable here, so no failure can stop its run from closing.
+        self.kind = safe_text(self.kind, 100)
+        self.message = safe_text(self.message)
+        self.link_id = _optional(self.link_id)
+        self.token_ref = _optional(self.token_ref)
+        self.account_id = _optional(self.account_id)
 
     def as_json(self) -> dict[str, Any]:
         """The JSON stored in sync_runs.errors."""
@@ -69,6 +79,10 @@ class Failure:
         """The failure an exception describes (scrubbed)."""
         kind, message = describe(exc)
         return cls(link_id, kind, message, token_ref=token_ref, account_id=account_id)
+
+
+def _optional(value: str | None) -> str | None:
+    return None if value is None else safe_text(value, 255)
 
 
 @dataclass

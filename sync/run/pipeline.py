@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from models import Link, LinkToken
 from sync.api import schemas
-from sync.errors import ApiError, AuthenticationError, FintocSyncError, LinkError
+from sync.errors import ApiError, AuthenticationError, ConfigError, FintocSyncError, LinkError
 from sync.run.concurrency import run_bounded
 from sync.run.context import Clock, Failure, RunContext, describe, utc_now
 from sync.run.runs import RunLease, close_run
@@ -94,6 +94,17 @@ class Pipeline:
         except AuthenticationError as exc:
             fatal = exc
             run.fail(Failure(None, *describe(exc)))
+        except ConfigError as exc:  # e.g. the vault key does not match: close, then exit 2
+            run.fail(Failure(None, *describe(exc)))
+            self._close_run(run, listed, exc)
+            raise
+        except Exception as exc:  # a bug or the database: the run fails, but it is closed
+            fatal = FintocSyncError(describe(exc)[1])
+            run.fail(Failure(None, *describe(exc)))
+        except BaseException:  # KeyboardInterrupt and the like: close, then let it go
+            self.stop.set()
+            self._close_run(run, listed, None)
+            raise
         return self._close_run(run, listed, fatal)
 
     # ---------------------------------------------------------------- run bookkeeping
