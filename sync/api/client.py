@@ -135,7 +135,7 @@ def _error_body(response: httpx.Response) -> dict[str, Any]:
     """Fintoc's ``{"error": {...}}`` when the body is that; {} for HTML and the like."""
     try:
         body = json.loads(response.content)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return {}
     error = body.get("error") if isinstance(body, dict) else None
     return error if isinstance(error, dict) else {}
@@ -439,4 +439,8 @@ class FintocClient:
             return json.loads(response.content)
         except (ValueError, UnicodeDecodeError):
             pass
+        except RecursionError:  # not retried: the same body would come back
+            raise PayloadError(
+                f"{what}: response body is nested too deeply", field="<body>"
+            ) from None
         raise MalformedBodyError(f"{what}: response body is not valid JSON", field="<body>")

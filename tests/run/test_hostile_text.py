@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+import string
 from collections.abc import Iterator
 from urllib.parse import quote
 
@@ -85,3 +87,62 @@ def test_a_lease_whose_session_broke_never_returns_to_the_pool_with_its_lock(
         lease.conn.execute(text("SELECT 1/0"))
     lease.release()
     assert _advisory_locks(engine) == 0
+
+
+def _links(engine: Engine) -> list[str]:
+    with engine.connect() as conn:
+        return list(conn.scalars(text("SELECT id FROM fintoc.links ORDER BY id")))
+
+
+def test_an_id_too_long_for_the_index_drops_that_link_not_the_list(
+    pipeline_on: tuple[dict[str, object], Pipeline], engine: Engine
+) -> None:
+    """A 9,000-character link id is reported as that item's failure; the other links load."""
+    routes, pipeline = pipeline_on
+    # random, so that Postgres cannot compress the index entry below its ~2,700-byte limit
+    rng = random.Random(7)
+    huge = "link_" + "".join(rng.choice(string.ascii_letters) for _ in range(9000))
+    routes["/v1/links"] = lambda q: json_reply([GOOD, {"id": huge}])
+    report = pipeline.run()
+    assert _links(engine) == ["link_good"]
+    assert any("longer than" in f.message for f in report.failures)
+
+
+def test_a_deeply_nested_body_is_a_payload_error_for_that_request(
+    pipeline_on: tuple[dict[str, object], Pipeline], engine: Engine
+) -> None:
+    """A 10,000-deep JSON list body or error body fails that request clearly; the run closes."""
+    routes, pipeline = pipeline_on
+    deep = b"[" * 10_000 + b"]" * 10_000
+    routes["/v1/links"] = lambda q: Reply(200, deep, {"Content-Type": "application/json"})
+    routes["/v1/links/" + quote(TOKEN, safe="")] = lambda q: Reply(
+        400, b'{"error": ' * 10_000 + b"{}" + b"}" * 10_000
+    )
+    report = pipeline.run()
+    kinds = {f.kind for f in report.failures}
+    assert "list:PayloadError" in kinds and "InvalidRequestError" in kinds
+    assert any("nested too deeply" in f.message for f in report.failures)
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT status FROM fintoc.sync_runs")).scalar() == "failed"
+
+
+def test_a_link_the_database_refuses_is_dropped_from_the_list_alone(
+    pipeline_on: tuple[dict[str, object], Pipeline], engine: Engine
+) -> None:
+    """When the one list transaction fails on an item, the list is stored link by link and
+    only the refused link is reported."""
+    from datetime import UTC, datetime
+
+    from sync.api import schemas
+    from sync.run.context import RunContext
+
+    _, pipeline = pipeline_on
+    rng = random.Random(3)
+    huge = "".join(rng.choice(string.ascii_letters) for _ in range(9000))
+    fields = dict.fromkeys(schemas.Link.__dataclass_fields__)
+    good = schemas.Link(**(fields | {"id": "link_good"}))  # type: ignore[arg-type]
+    bad = schemas.Link(**(fields | {"id": huge}))  # type: ignore[arg-type]
+    run = RunContext(run_id=1, now=datetime.now(UTC))
+    stored, _ = pipeline._store_links_one_by_one(run, [good, bad])
+    assert [link.id for link in stored] == ["link_good"] and _links(engine) == ["link_good"]
+    assert [f.kind for f in run.failures] == ["OperationalError"]
