@@ -92,6 +92,7 @@ class Settings:
     requests_per_second: float = 20.0
     concurrency: int = 4
     http_timeout: float = 30.0
+    max_response_bytes: int = 64 * 1024 * 1024
     max_attempts: int = 6
     backoff_cap: float = 30.0
     retry_after_cap: float = 120.0
@@ -118,6 +119,9 @@ class Settings:
             ),
             concurrency=_int(env, "FINTOC_SYNC_CONCURRENCY", _D["concurrency"]),
             http_timeout=_float(env, "FINTOC_SYNC_HTTP_TIMEOUT", _D["http_timeout"]),
+            max_response_bytes=_int(
+                env, "FINTOC_SYNC_MAX_RESPONSE_BYTES", _D["max_response_bytes"]
+            ),
             max_attempts=_int(env, "FINTOC_SYNC_MAX_ATTEMPTS", _D["max_attempts"]),
             backoff_cap=_float(env, "FINTOC_SYNC_BACKOFF_CAP", _D["backoff_cap"]),
             retry_after_cap=_float(env, "FINTOC_SYNC_RETRY_AFTER_CAP", _D["retry_after_cap"]),
