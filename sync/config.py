@@ -101,6 +101,8 @@ class Settings:
     movements_initial_days: int = 30
     insecure: bool = False
     metrics_host: str = "127.0.0.1"
+    # None: three schedule intervals, at least an hour (sync.app.daemon.health_max_age)
+    health_max_age: float | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -134,6 +136,11 @@ class Settings:
             ),
             insecure=env.get("FINTOC_SYNC_INSECURE", "") in {"1", "true", "yes"},
             metrics_host=env.get("FINTOC_SYNC_METRICS_HOST") or _D["metrics_host"],
+            health_max_age=(
+                _float(env, "FINTOC_SYNC_HEALTH_MAX_AGE", 0.0)
+                if env.get("FINTOC_SYNC_HEALTH_MAX_AGE")
+                else None
+            ),
         )
 
     def with_overrides(self, **changes: object) -> Settings:

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy import Connection, Engine, create_engine, text
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from sync.config import Settings, normalize_database_url
@@ -23,9 +24,8 @@ from sync.errors import ConfigError
 log = logging.getLogger(__name__)
 
 SCHEMA = "fintoc"
-# Advisory-lock keys are 64-bit ints; we derive them from names so they are
-# stable across versions and unlikely to collide with other applications.
-SYNC_LOCK_NAME = "fintoc-sync:sync"
+# Advisory-lock keys (run leases, per-account writers) are 64-bit ints; we derive them
+# from names so they are stable across versions and unlikely to collide with others.
 
 
 def lock_key(name: str) -> int:
@@ -75,48 +75,64 @@ def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
 
 
-@contextmanager
-def try_session_lock(engine: Engine, name: str) -> Iterator[Connection | None]:
-    """Hold a session-level advisory lock for the block, or yield None if taken.
+# ------------------------------------------------------------------ the sync lock
+# A table lock, not an advisory lock: pg_advisory_lock is executable by PUBLIC, so any
+# login could hold a fixed key and stop every sync. EXCLUSIVE mode on fintoc.sync_lock
+# needs a write privilege only the owner has (docs/decisions/0008-sync-lock.md).
 
-    The lock lives on its own connection; if this process dies the server
-    drops the connection and the lock with it, so a kill never wedges others.
-    """
-    conn = engine.connect()
-    key = lock_key(name)
-    try:
-        got = conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar()
-        conn.commit()
-        if not got:
+_LOCK_SYNC = "LOCK TABLE fintoc.sync_lock IN EXCLUSIVE MODE"
+
+
+@contextmanager
+def try_sync_lock(engine: Engine) -> Iterator[Connection | None]:
+    """Hold the sync lock for the block, or yield None at once if another run holds it."""
+    with _sync_lock(engine, nowait=True) as conn:
+        yield conn
+
+
+@contextmanager
+def wait_sync_lock(engine: Engine) -> Iterator[Connection]:
+    """Hold the sync lock for the block, waiting while another run holds it."""
+    with _sync_lock(engine, nowait=False) as conn:
+        assert conn is not None
+        yield conn
+
+
+@contextmanager
+def _sync_lock(engine: Engine, *, nowait: bool) -> Iterator[Connection | None]:
+    # The lock lives in a transaction on a connection of its own, open for the run: it
+    # takes no transaction id (so it holds back no vacuum), a kill or a lost connection
+    # ends it, and the pool's rollback on return releases it whatever happens.
+    with engine.connect() as conn:
+        conn.execute(text("SET LOCAL idle_in_transaction_session_timeout = 0"))
+        try:
+            conn.execute(text(_LOCK_SYNC + (" NOWAIT" if nowait else "")))
+        except OperationalError as exc:
+            if getattr(exc.orig, "sqlstate", None) != "55P03":  # lock_not_available
+                raise
+            conn.rollback()
             yield None
             return
         try:
             yield conn
         finally:
-            try:
-                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
-                conn.commit()
-            except Exception:  # the connection may be gone; the lock went with it
-                log.debug("advisory unlock failed; the server released it with the session")
-    finally:
-        conn.close()
+            conn.rollback()
 
 
-@contextmanager
-def wait_session_lock(engine: Engine, name: str) -> Iterator[Connection]:
-    """Hold a session-level advisory lock for the block, waiting for it if needed."""
-    conn = engine.connect()
-    key = lock_key(name)
-    try:
-        conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": key})
-        conn.commit()
-        try:
-            yield conn
-        finally:
-            try:
-                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
-                conn.commit()
-            except Exception:
-                log.debug("advisory unlock failed; the server released it with the session")
-    finally:
-        conn.close()
+def sync_lock_holder(engine: Engine) -> str | None:
+    """Who holds the sync lock, in words (role, application, pid, since), or None."""
+    query = text(
+        """
+        SELECT a.usename, a.application_name, a.pid, a.client_addr, a.xact_start
+        FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+        WHERE l.locktype = 'relation' AND l.granted AND l.mode = 'ExclusiveLock'
+          AND l.relation = to_regclass('fintoc.sync_lock')
+        """
+    )
+    with engine.connect() as conn:
+        row = conn.execute(query).first()
+    if row is None:
+        return None
+    user, app, pid, addr, since = row
+    where = f" from {addr}" if addr else ""
+    return f"role {user} ({app or 'no application_name'}, pid {pid}{where}, since {since})"
