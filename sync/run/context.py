@@ -113,5 +113,21 @@ def describe(exc: BaseException) -> tuple[str, str]:
     """(kind, message) for an error, scrubbed of tokens and keys."""
     if isinstance(exc, FintocSyncError):
         return type(exc).__name__, scrub(str(exc))
-    # Unexpected errors (a database fault, a bug) still must not leak secrets.
-    return type(exc).__name__, scrub(f"unexpected error: {exc}")[:500]
+    # Unexpected errors (a database fault, a bug): the class and a short reason. A
+    # database error's text holds the SQL and its parameters, which analysts can read in
+    # sync_runs.errors: only the server's primary message is kept, the rest goes to DEBUG.
+    log.debug("unexpected error details: %s", scrub(safe_text(exc, 5000)))
+    return type(exc).__name__, scrub(f"unexpected error: {_reason(exc)}")
+
+
+def _reason(exc: BaseException) -> str:
+    """A short reason without SQL: the driver's primary message, else the first line."""
+    orig = getattr(exc, "orig", None)  # sqlalchemy.exc.DBAPIError wraps the driver's error
+    primary = getattr(getattr(orig, "diag", None), "message_primary", None)
+    if primary:
+        return f"{type(orig).__name__}: {safe_text(primary, 200)}"
+    if orig is not None:
+        first = str(orig).strip().splitlines()
+        return f"{type(orig).__name__}: {safe_text(first[0] if first else '', 200)}"
+    first = str(exc).strip().splitlines()
+    return safe_text(first[0] if first else "", 200)

@@ -146,3 +146,65 @@ def test_a_link_the_database_refuses_is_dropped_from_the_list_alone(
     stored, _ = pipeline._store_links_one_by_one(run, [good, bad])
     assert [link.id for link in stored] == ["link_good"] and _links(engine) == ["link_good"]
     assert [f.kind for f in run.failures] == ["OperationalError"]
+
+
+TOKEN_B = "link_hostile2_token_qrstuvwxyzabcdef"
+SHARED = {
+    "id": "acc_shared",
+    "object": "account",
+    "name": "Cuenta",
+    "currency": "CLP",
+    "balance": {"available": 100, "current": 100, "limit": 0},
+}
+
+
+def _link_with(link_id: str, balance: int) -> Reply:
+    account = SHARED | {"balance": {"available": balance, "current": balance, "limit": 0}}
+    return json_reply({"id": link_id, "object": "link", "status": "active", "accounts": [account]})
+
+
+def test_an_account_two_links_report_stays_with_its_first_owner(
+    pipeline_on: tuple[dict[str, object], Pipeline], engine: Engine, fernet_key: str
+) -> None:
+    """An account id that a second link also reports is kept by the first; the second fails,
+    and reruns write no new snapshot for it."""
+    routes, pipeline = pipeline_on
+    with pipeline.sessions.begin() as session:
+        vault.add_tokens(session, Fernet(fernet_key.encode()), [TOKEN_B], FakeClock()())
+    routes["/v1/links"] = lambda q: json_reply([{"id": "link_a"}, {"id": "link_b"}])
+    routes["/v1/links/" + quote(TOKEN, safe="")] = lambda q: _link_with("link_a", 100)
+    routes["/v1/accounts"] = lambda q: json_reply([SHARED])  # the same, by its other route
+    pipeline.concurrency = 1  # link_a's token was registered first: it syncs first
+    pipeline.run()
+    routes["/v1/links/" + quote(TOKEN_B, safe="")] = lambda q: _link_with("link_b", 200)
+    reports = [pipeline.run() for _ in range(3)]
+    with engine.connect() as conn:
+        owner = conn.execute(text("SELECT link_id FROM fintoc.accounts")).scalar()
+        snapshots = conn.execute(text("SELECT count(*) FROM fintoc.balance_snapshots")).scalar()
+    assert owner == "link_a" and snapshots == 1
+    for report in reports:
+        assert [f.link_id for f in report.failures] == ["link_b"]
+        assert "had it first" in report.failures[0].message
+
+
+def test_an_unexpected_database_error_is_stored_without_its_sql() -> None:
+    """A database error keeps its class and the server's reason; no SQL text or parameters."""
+    from sqlalchemy.exc import OperationalError
+
+    from sync.run.context import describe
+
+    class Diag:
+        message_primary = "index row requires 9024 bytes, maximum size is 8191"
+
+    class ProgramLimitExceeded(Exception):
+        diag = Diag()
+
+    exc = OperationalError("INSERT INTO fintoc.links (id) VALUES (%(id)s)", {"id": "x"}, None)
+    exc.orig = ProgramLimitExceeded("index row requires 9024 bytes\nLINE 1: INSERT INTO")
+    kind, message = describe(exc)
+    assert kind == "OperationalError"
+    assert message == (
+        "unexpected error: ProgramLimitExceeded: index row requires 9024 bytes, "
+        "maximum size is 8191"
+    )
+    assert "INSERT" not in message and "SQL" not in message
