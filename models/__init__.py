@@ -6,6 +6,7 @@ from models.history import BalanceSnapshot, LinkStatusTransition
 from models.institution import Institution
 from models.link import Link, LinkToken
 from models.movement import BackfillChunk, Movement, MovementChange
+from models.sync_lock import SyncLock
 from models.sync_run import SyncRun
 
 __all__ = [
@@ -21,5 +22,6 @@ __all__ = [
     "Movement",
     "MovementChange",
     "MovementCursor",
+    "SyncLock",
     "SyncRun",
 ]

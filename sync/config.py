@@ -95,6 +95,7 @@ class Settings:
     # Enough requests in flight to use the budget when each takes ~50 ms (8 × 20/s).
     concurrency: int = 8
     http_timeout: float = 30.0
+    max_response_bytes: int = 64 * 1024 * 1024
     max_attempts: int = 6
     backoff_cap: float = 30.0
     retry_after_cap: float = 120.0
@@ -105,6 +106,8 @@ class Settings:
     full_read_every: float = 3600.0
     insecure: bool = False
     metrics_host: str = "127.0.0.1"
+    # None: three schedule intervals, at least an hour (sync.app.daemon.health_max_age)
+    health_max_age: float | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -123,6 +126,9 @@ class Settings:
             ),
             concurrency=_int(env, "FINTOC_SYNC_CONCURRENCY", _D["concurrency"]),
             http_timeout=_float(env, "FINTOC_SYNC_HTTP_TIMEOUT", _D["http_timeout"]),
+            max_response_bytes=_int(
+                env, "FINTOC_SYNC_MAX_RESPONSE_BYTES", _D["max_response_bytes"]
+            ),
             max_attempts=_int(env, "FINTOC_SYNC_MAX_ATTEMPTS", _D["max_attempts"]),
             backoff_cap=_float(env, "FINTOC_SYNC_BACKOFF_CAP", _D["backoff_cap"]),
             retry_after_cap=_float(env, "FINTOC_SYNC_RETRY_AFTER_CAP", _D["retry_after_cap"]),
@@ -136,6 +142,11 @@ class Settings:
             full_read_every=_float(env, "FINTOC_SYNC_FULL_READ_EVERY", _D["full_read_every"]),
             insecure=env.get("FINTOC_SYNC_INSECURE", "") in {"1", "true", "yes"},
             metrics_host=env.get("FINTOC_SYNC_METRICS_HOST") or _D["metrics_host"],
+            health_max_age=(
+                _float(env, "FINTOC_SYNC_HEALTH_MAX_AGE", 0.0)
+                if env.get("FINTOC_SYNC_HEALTH_MAX_AGE")
+                else None
+            ),
         )
 
     def with_overrides(self, **changes: object) -> Settings:

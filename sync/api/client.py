@@ -16,6 +16,7 @@ import json
 import logging
 import random
 import time
+import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -45,6 +46,7 @@ from sync.errors import (
     TransportError,
 )
 from sync.redact import scrub
+from sync.text import safe_text
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +56,8 @@ except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0+unknown"
 
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
+#: Decoded bytes one response may have: a 1 MB gzip body can inflate to gigabytes.
+DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024
 RETRIABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 
 
@@ -131,18 +135,19 @@ def retry_delay(
 # --------------------------------------------------------------------------- status → error
 
 
-def _error_body(response: httpx.Response) -> dict[str, Any]:
+def _error_body(content: bytes) -> dict[str, Any]:
     """Fintoc's ``{"error": {...}}`` when the body is that; {} for HTML and the like."""
     try:
-        body = json.loads(response.content)
-    except (ValueError, UnicodeDecodeError):
+        body = json.loads(content)
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return {}
     error = body.get("error") if isinstance(body, dict) else None
     return error if isinstance(error, dict) else {}
 
 
 def _text(value: object) -> str | None:
-    return value[:200] if isinstance(value, str) else None
+    """A string field of an error body or a header, made safe to log and store."""
+    return safe_text(value, 200) if isinstance(value, str) else None
 
 
 def _error_class(status: int, error_type: str | None) -> type[ApiError]:
@@ -160,11 +165,18 @@ def _error_class(status: int, error_type: str | None) -> type[ApiError]:
 
 
 def _error_for(
-    response: httpx.Response, what: str, secrets: Iterable[str] = (), now: datetime | None = None
+    response: httpx.Response,
+    what: str,
+    secrets: Iterable[str] = (),
+    now: datetime | None = None,
+    content: bytes | None = None,
 ) -> ApiError:
-    """Map a non-2xx response to its error; ``what`` is e.g. ``GET /v1/links/{token}``."""
+    """Map a non-2xx response to its error; ``what`` is e.g. ``GET /v1/links/{token}``.
+
+    ``content`` is the body already read (streamed, bounded); else ``response.content``.
+    """
     status = response.status_code
-    body = _error_body(response)
+    body = _error_body(response.content if content is None else content)
     error_type, code = _text(body.get("type")), _text(body.get("code"))
     detail = _text(body.get("message")) or ("non-JSON error body" if not body else "no message")
     cls = _error_class(status, error_type)
@@ -184,6 +196,47 @@ def _error_for(
 
 
 # --------------------------------------------------------------------------- the client
+
+
+_INFLATE_STEP = 256 * 1024
+_WBITS = {"gzip": 31, "x-gzip": 31, "deflate": 15}
+
+
+def _inflate(response: httpx.Response, what: str) -> Iterator[bytes]:
+    """The decoded body in pieces of at most ``_INFLATE_STEP`` bytes.
+
+    httpx's own decoders inflate each network chunk whole (130 KB of gzip can become
+    128 MiB in one call); zlib's ``max_length`` keeps every step small.
+    """
+    if response.is_stream_consumed:  # an in-memory transport's response, read before
+        yield response.content
+        return
+    encoding = response.headers.get("content-encoding", "").strip().lower()
+    if encoding in ("", "identity"):
+        yield from response.iter_raw()
+        return
+    if encoding not in _WBITS:
+        raise PayloadError(f"{what}: unsupported Content-Encoding", field="Content-Encoding")
+    inflater = zlib.decompressobj(_WBITS[encoding])
+    try:
+        for raw in response.iter_raw():
+            data = raw
+            while data:
+                yield inflater.decompress(data, _INFLATE_STEP)
+                data = inflater.unconsumed_tail
+        yield inflater.flush()
+    except zlib.error:
+        pass
+    else:
+        return
+    raise MalformedBodyError(f"{what}: response body is not valid {encoding}", field="<body>")
+
+
+def _total(timeout: httpx.Timeout | float) -> float:
+    """The whole-request deadline a timeout implies: its read timeout (30 s if none)."""
+    if isinstance(timeout, httpx.Timeout):
+        return float(timeout.read) if timeout.read is not None else 30.0
+    return float(timeout)
 
 
 def _default_now() -> datetime:
@@ -214,6 +267,9 @@ class FintocClient:
         on_request: Callable[[str, int | None, int], None] | None = None,
         rng: random.Random | None = None,
         now: Callable[[], datetime] = _default_now,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        deadline: float | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         if not secret_key:
             raise ConfigError("a Fintoc secret key is required")
@@ -224,6 +280,12 @@ class FintocClient:
         self.retry, self.max_pages, self.per_page = retry, max_pages, per_page
         self._limiter, self._sleep, self._on_request = rate_limiter, sleep, on_request
         self._rng, self._now = rng or random.Random(), now  # jitter, not crypto
+        self.max_response_bytes = max_response_bytes
+        # httpx's timeouts bound each socket read, not the request: a server sending a
+        # byte just inside the read timeout would hold a request forever. The whole
+        # exchange (headers and body) gets this many seconds; by default the read timeout.
+        self.deadline = deadline if deadline is not None else _total(timeout)
+        self._monotonic = monotonic
         self._http = httpx.Client(
             headers=self._headers(api_version, user_agent),
             timeout=timeout,
@@ -236,6 +298,9 @@ class FintocClient:
         headers = {
             "Authorization": self._secret_key,  # verbatim, no "Bearer" (fintoc-api.md §1.1)
             "Accept": "application/json",
+            # the encodings _inflate decodes within bounds (not br/zstd, which httpx would
+            # otherwise offer when their packages happen to be installed)
+            "Accept-Encoding": "gzip, deflate",
             "User-Agent": user_agent,
         }
         if api_version:
@@ -405,48 +470,88 @@ class FintocClient:
             self._limiter.acquire()
         # params=None keeps a next-page URL's query intact (params={} would wipe it)
         request = self._http.build_request("GET", url, params=params)
-        response = self._send(request, what, secrets, attempt)
+        response, content = self._send(request, what, secrets, attempt)
         if self._limiter is not None:
             if response.status_code == 429:
                 self._limiter.throttled()
             elif response.status_code < 400:
                 self._limiter.succeeded()
         if not 200 <= response.status_code < 300:
-            raise _error_for(response, what, (self._secret_key, *secrets), self._now())
-        return self._decode(response, what), response
+            raise _error_for(response, what, (self._secret_key, *secrets), self._now(), content)
+        return self._decode(content, what), response
 
     def _send(
         self, request: httpx.Request, what: str, secrets: tuple[str, ...], attempt: int
-    ) -> httpx.Response:
-        """The one seam where httpx exceptions become ours."""
+    ) -> tuple[httpx.Response, bytes]:
+        """The one seam where httpx exceptions become ours; the body read within bounds."""
+        started = self._monotonic()
         try:
-            response = self._http.send(request)
+            response = self._http.send(request, stream=True)
+            try:
+                content = self._read_bounded(response, what, started)
+            finally:
+                response.close()
         except httpx.TransportError as exc:  # timeouts, refused, reset, protocol errors
-            description = scrub(f"{type(exc).__name__}: {exc}", (self._secret_key, *secrets))
+            description = scrub(
+                safe_text(f"{type(exc).__name__}: {exc}", 500), (self._secret_key, *secrets)
+            )
             self._report(attempt, None)
+        except TransportError:  # the deadline passed while the body trickled in
+            self._report(attempt, None)
+            raise
+        except PayloadError:  # the body was too large
+            self._report(attempt, response.status_code)
+            raise
         else:
             self._report(attempt, response.status_code)
-            return response
+            return response, content
         # raised outside the except block and `from None`: the httpx exception's text
         # may hold the URL with its link_token, and tracebacks print causes and contexts
         raise TransportError(f"{what} failed: {description}") from None
+
+    def _read_bounded(self, response: httpx.Response, what: str, started: float) -> bytes:
+        """The decoded body, refused past ``max_response_bytes`` or the request deadline.
+
+        The body is inflated here (:func:`_inflate`) in bounded steps, so a gzip bomb is
+        stopped one step beyond the cap, never decoded whole.
+        """
+        chunks: list[bytes] = []
+        size = 0
+        for chunk in _inflate(response, what):
+            size += len(chunk)
+            if size > self.max_response_bytes:
+                raise PayloadError(
+                    f"{what}: response body is larger than {self.max_response_bytes} bytes "
+                    "(FINTOC_SYNC_MAX_RESPONSE_BYTES)",
+                    field="<body>",
+                )
+            if self._monotonic() - started > self.deadline:
+                raise TransportError(
+                    f"{what} failed: the response took longer than {self.deadline:g}s "
+                    "(FINTOC_SYNC_HTTP_TIMEOUT bounds the whole request)"
+                )
+            chunks.append(chunk)
+        return b"".join(chunks)
 
     def _report(self, attempt: int, status: int | None) -> None:
         if self._on_request is not None:
             self._on_request("GET", status, attempt)
 
     @staticmethod
-    def _decode(response: httpx.Response, what: str) -> Any:
+    def _decode(content: bytes, what: str) -> Any:
         """JSON with msgspec (about twice as fast as ``json`` on movement pages); what it
         refuses but ``json`` reads (a lone surrogate) goes to the schemas, which name the
         field; what neither reads is a malformed body."""
-        body = response.content
         try:
-            return msgspec.json.decode(body)
+            return msgspec.json.decode(content)
         except (msgspec.DecodeError, RecursionError):
             pass
         try:
-            return json.loads(body)
-        except (ValueError, UnicodeDecodeError, RecursionError):
+            return json.loads(content)
+        except (ValueError, UnicodeDecodeError):
             pass
+        except RecursionError:  # not retried: the same body would come back
+            raise PayloadError(
+                f"{what}: response body is nested too deeply", field="<body>"
+            ) from None
         raise MalformedBodyError(f"{what}: response body is not valid JSON", field="<body>")

@@ -17,8 +17,12 @@ from typing import Any, NamedTuple, NoReturn
 
 from sync.errors import PayloadError
 from sync.redact import scrub
+from sync.text import safe_text
 
 MAX_STRING = 10_000
+# Fintoc ids are short (``link_nMNejK7BT8oGbvO4``, 16 characters before 2021); a longer
+# one is not an id, and past ~2,700 bytes it would not fit a btree index entry.
+MAX_ID = 255
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 
@@ -115,11 +119,12 @@ def _show(value: object) -> str:
         text = "an array"
     else:
         text = repr(value)[:40]
-    return scrub(text)
+    return scrub(safe_text(text, 80))
 
 
 def _describe(kind: str, obj_id: str | None) -> str:
-    return f"{kind} {scrub(obj_id[:80])}" if obj_id else kind
+    # the id may be the very text that is wrong: it must not poison the message
+    return f"{kind} {scrub(safe_text(obj_id, 80))}" if obj_id else kind
 
 
 def _check_text(value: str, where: str, field: str) -> str:
@@ -135,6 +140,15 @@ def _check_text(value: str, where: str, field: str) -> str:
     except UnicodeEncodeError:
         raise PayloadError(f'{where}: field "{field}" is not valid Unicode', field=field) from None
     return value
+
+
+def _check_id(value: str, where: str, field: str) -> str:
+    """An id: storable text of at most MAX_ID characters."""
+    if len(value) > MAX_ID:
+        raise PayloadError(
+            f'{where}: field "{field}" is longer than {MAX_ID} characters', field=field
+        )
+    return _check_text(value, where, field)
 
 
 def _parse_iso(value: str) -> datetime:
@@ -185,7 +199,7 @@ class _Reader:
         if not isinstance(value, str) or not value.strip():
             self.fail("id", "a non-empty string", value)
         self.where = _describe(self.kind, value)
-        return _check_text(value, self.where, "id")
+        return _check_id(value, self.where, "id")
 
     def name(self, key: str) -> str:
         return f"{self.prefix}.{key}" if self.prefix else key
@@ -240,6 +254,7 @@ def _institution(reader: _Reader | None) -> Institution | None:
     inst_id = reader.text("id")
     if not inst_id:
         reader.fail("id", "a non-empty string", reader.obj.get("id"))
+    _check_id(inst_id, reader.where, reader.name("id"))
     return Institution(id=inst_id, name=reader.text("name"), country=reader.text("country"))
 
 

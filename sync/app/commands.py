@@ -25,7 +25,7 @@ from sync.run.backfill import parse_day
 from sync.run.context import utc_now
 from sync.run.pipeline import SyncReport, failed_subjects
 from sync.store import vault
-from sync.store.db import SYNC_LOCK_NAME, make_sessionmaker, wait_session_lock
+from sync.store.db import make_sessionmaker, wait_sync_lock
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ def run_sync_once(engine: Engine, wiring: Wiring, *, link_id: str | None = None)
     with wiring.client() as client:
         hook = progress.wrap(wiring.movement_sync(client))
         pipeline = wiring.pipeline(engine, client, account_hook=hook)
-        with wait_session_lock(engine, SYNC_LOCK_NAME):
+        with wait_sync_lock(engine):
             try:
                 return pipeline.run(kind="sync", link_id=link_id)
             finally:

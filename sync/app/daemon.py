@@ -2,8 +2,10 @@
 
 * One APScheduler 3.x ``BlockingScheduler`` job (``max_instances=1``, ``coalesce=True``,
   a misfire grace time); the first cycle runs at start. Cron expressions are read in UTC.
-* Each cycle tries the Postgres session advisory lock ``SYNC_LOCK_NAME``; when another
-  daemon (or a cron ``sync``) holds it, the cycle is logged as skipped, not queued.
+* Each cycle tries the sync lock (``LOCK TABLE fintoc.sync_lock``, which only the sync
+  role can take); when another daemon (or a cron ``sync``) holds it, the cycle is logged
+  as skipped, not queued, and after ``SKIP_WARNING`` skips in a row a warning names the
+  holder.
 * Every exception of a cycle is logged (scrubbed) and counted; the next cycle runs as
   scheduled, on connections the engine re-checks (``pool_pre_ping``).
 * SIGTERM/SIGINT stop the current run after the links in flight (each link commits or
@@ -38,7 +40,7 @@ from sync.app.wiring import Wiring, interruptible_sleep
 from sync.errors import ConfigError
 from sync.run.context import describe
 from sync.run.pipeline import Pipeline, SyncReport
-from sync.store.db import SYNC_LOCK_NAME, make_sessionmaker, try_session_lock
+from sync.store.db import make_sessionmaker, sync_lock_holder, try_sync_lock
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +49,8 @@ DEFAULT_EVERY = "15m"
 # overran) still runs if it is at most this late; later ones collapse into the next.
 MISFIRE_GRACE_SECONDS = 300
 JOB_ID = "fintoc-sync-cycle"
+#: Skipped cycles in a row after which the skip is a warning naming who holds the lock.
+SKIP_WARNING = 3
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _EVERY_PART = re.compile(r"(\d+)([smhd])")
@@ -86,6 +90,21 @@ def make_trigger(every: str | None, cron: str | None) -> BaseTrigger:
         ) from None
 
 
+def health_max_age(trigger: BaseTrigger, configured: float | None) -> float:
+    """How old the last successful cycle may be before /healthz says 503.
+
+    ``FINTOC_SYNC_HEALTH_MAX_AGE`` if set, else three intervals of the schedule (for a
+    cron, the gap between its next two fire times), and never less than an hour.
+    """
+    if configured is not None:
+        return configured
+    now = datetime.now(UTC)
+    first = trigger.get_next_fire_time(None, now)
+    second = trigger.get_next_fire_time(first, first) if first else None
+    interval = (second - first).total_seconds() if first and second else 3600.0
+    return max(3 * interval, 3600.0)
+
+
 # ------------------------------------------------------------------------- one cycle
 
 
@@ -106,6 +125,7 @@ class Daemon:
         self.stopping = threading.Event()
         self._monotonic = monotonic
         self._current: Pipeline | None = None
+        self.skips_in_a_row = 0
         self._current_lock = threading.Lock()
 
     def cycle(self) -> str:
@@ -132,14 +152,30 @@ class Daemon:
                 self._current.stop.set()
 
     def _locked_cycle(self, started: float) -> str:
-        with try_session_lock(self.engine, SYNC_LOCK_NAME) as held:
+        with try_sync_lock(self.engine) as held:
             if held is None:
-                log.info("cycle skipped: another fintoc-sync process holds the sync lock")
-                self.metrics.cycle_skipped()
+                self._skipped()
                 return "skipped"
+            self.skips_in_a_row = 0
             report = self._run_pipeline()
         self.metrics.run_finished(report.status, report.counts, self._monotonic() - started)
         return report.status
+
+    def _skipped(self) -> None:
+        self.skips_in_a_row += 1
+        self.metrics.cycle_skipped()
+        if self.skips_in_a_row < SKIP_WARNING:
+            log.info("cycle skipped: another fintoc-sync process holds the sync lock")
+            return
+        try:
+            holder = sync_lock_holder(self.engine) or "nobody any more"
+        except Exception as exc:  # naming the holder is a courtesy, never a failure
+            holder = f"unknown ({describe(exc)[0]})"
+        log.warning(
+            "cycle skipped %d times in a row: the sync lock is held by %s",
+            self.skips_in_a_row,
+            holder,
+        )
 
     def _run_pipeline(self) -> SyncReport:
         client = self.wiring.client(
@@ -277,7 +313,7 @@ def run_daemon(
     trigger = make_trigger(every, cron)
     if wiring.settings.encryption_key is None:
         log.warning("FINTOC_SYNC_ENCRYPTION_KEY is unset: only the link list is synced")
-    metrics = SyncMetrics()
+    metrics = SyncMetrics(max_age=health_max_age(trigger, wiring.settings.health_max_age))
     daemon = Daemon(engine, wiring, metrics, retry=retry)
     scheduler = build_scheduler(daemon, trigger)
     server = (

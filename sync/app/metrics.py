@@ -24,9 +24,11 @@ the API key. Series (every one is present from the first scrape):
 ==============================================  =======  ===========================================
 
 Health (``/healthz``): 200 while fewer than ``failure_threshold`` (3) cycles in a row
-have failed, and, before the first cycle ends, during ``startup_grace`` (15 min);
-503 after that many failures in a row, or when no cycle has ended within the grace
-period. ``partial`` counts as a success (the daemon works, one link needs its
+have failed, the last successful cycle (or the start) is at most ``max_age`` old
+(``FINTOC_SYNC_HEALTH_MAX_AGE``, default three intervals and at least an hour), and,
+before the first cycle ends, during ``startup_grace`` (15 min); 503 otherwise. So a
+daemon that skips every cycle (someone holds the sync lock) turns unhealthy.
+``partial`` counts as a success (the daemon works, one link needs its
 holder), ``skipped`` and ``interrupted`` change nothing.
 """
 
@@ -160,12 +162,14 @@ class SyncMetrics:
         clock: Callable[[], float] = time.time,
         failure_threshold: int = 3,
         startup_grace: float = 900.0,
+        max_age: float | None = None,
     ) -> None:
         self.registry = Registry()
         self._clock = clock
         self._started = clock()
         self._threshold = failure_threshold
         self._grace = startup_grace
+        self._max_age = max_age
         self._cycles_ended = 0
         self._state_lock = threading.Lock()
         _declare(self.registry)
@@ -213,6 +217,12 @@ class SyncMetrics:
             ended = self._cycles_ended
         if failures >= self._threshold:
             return Health(False, f"the last {failures} cycles failed")
+        last = self.registry.value("fintoc_sync_last_success_timestamp_seconds") or self._started
+        age = self._clock() - last
+        if self._max_age is not None and age > self._max_age:
+            return Health(
+                False, f"no successful cycle for {age:.0f}s (more than {self._max_age:.0f}s)"
+            )
         if ended == 0 and self._clock() - self._started > self._grace:
             return Health(False, f"no cycle ended within {self._grace:.0f}s of start")
         if ended == 0:

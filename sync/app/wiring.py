@@ -68,6 +68,7 @@ class Wiring:
             key,
             api_version=settings.api_version,
             timeout=settings.http_timeout,
+            max_response_bytes=settings.max_response_bytes,
             rate_limiter=RateLimiter(rate, burst=max(1, int(rate))),
             on_request=on_request,
             retry=retry or self.retry_policy(),

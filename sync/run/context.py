@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from sync.errors import FintocSyncError
 from sync.redact import scrub
+from sync.text import safe_text
 
 if TYPE_CHECKING:
     from sync.run.runs import RunLease
@@ -37,6 +38,15 @@ class Failure:
     # id is not known yet, so the operator can tell which registered token failed.
     token_ref: str | None = None
     account_id: str | None = None
+
+    def __post_init__(self) -> None:
+        # Every field may come from outside (an id the API sent, its error message):
+        # bounded and storable here, so no failure can stop its run from closing.
+        self.kind = safe_text(self.kind, 100)
+        self.message = safe_text(self.message)
+        self.link_id = _optional(self.link_id)
+        self.token_ref = _optional(self.token_ref)
+        self.account_id = _optional(self.account_id)
 
     def as_json(self) -> dict[str, Any]:
         """The JSON stored in sync_runs.errors."""
@@ -71,6 +81,10 @@ class Failure:
         return cls(link_id, kind, message, token_ref=token_ref, account_id=account_id)
 
 
+def _optional(value: str | None) -> str | None:
+    return None if value is None else safe_text(value, 255)
+
+
 @dataclass
 class RunContext:
     """Counters and identity of one run, shared by its workers."""
@@ -99,5 +113,21 @@ def describe(exc: BaseException) -> tuple[str, str]:
     """(kind, message) for an error, scrubbed of tokens and keys."""
     if isinstance(exc, FintocSyncError):
         return type(exc).__name__, scrub(str(exc))
-    # Unexpected errors (a database fault, a bug) still must not leak secrets.
-    return type(exc).__name__, scrub(f"unexpected error: {exc}")[:500]
+    # Unexpected errors (a database fault, a bug): the class and a short reason. A
+    # database error's text holds the SQL and its parameters, which analysts can read in
+    # sync_runs.errors: only the server's primary message is kept, the rest goes to DEBUG.
+    log.debug("unexpected error details: %s", scrub(safe_text(exc, 5000)))
+    return type(exc).__name__, scrub(f"unexpected error: {_reason(exc)}")
+
+
+def _reason(exc: BaseException) -> str:
+    """A short reason without SQL: the driver's primary message, else the first line."""
+    orig = getattr(exc, "orig", None)  # sqlalchemy.exc.DBAPIError wraps the driver's error
+    primary = getattr(getattr(orig, "diag", None), "message_primary", None)
+    if primary:
+        return f"{type(orig).__name__}: {safe_text(primary, 200)}"
+    if orig is not None:
+        first = str(orig).strip().splitlines()
+        return f"{type(orig).__name__}: {safe_text(first[0] if first else '', 200)}"
+    first = str(exc).strip().splitlines()
+    return safe_text(first[0] if first else "", 200)

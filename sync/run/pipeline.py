@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 from cryptography.fernet import Fernet
 from sqlalchemy import select, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from models import Link, LinkToken
@@ -107,6 +108,13 @@ class Pipeline:
         except (AuthenticationError, ConfigError) as exc:  # a wrong secret or vault key
             fatal = exc
             run.fail(Failure(None, *describe(exc)))
+        except Exception as exc:  # a bug or the database: the run fails, but it is closed
+            fatal = FintocSyncError(describe(exc)[1])
+            run.fail(Failure(None, *describe(exc)))
+        except BaseException:  # KeyboardInterrupt and the like: close, then let it go
+            self.stop.set()
+            self._close_run(run, list(listed), None)
+            raise
         return self._close_run(run, list(listed), fatal)
 
     @staticmethod
@@ -184,11 +192,17 @@ class Pipeline:
             return {}
         if only is not None:
             links = [link for link in links if link.id == only]
-        with self.sessions.begin() as session:
-            result = loaders.upsert_links(
-                session, links, run.now, run.run_id, complete=clean and only is None
-            )
-            loaders.touch_links(session, [link.id for link in links], run.now)
+        try:
+            with self.sessions.begin() as session:
+                result = loaders.upsert_links(
+                    session, links, run.now, run.run_id, complete=clean and only is None
+                )
+                loaders.touch_links(session, [link.id for link in links], run.now)
+        except DBAPIError as exc:
+            if exc.connection_invalidated:
+                raise  # the database is gone, not one item: the run fails
+            log.warning("the link list did not store in one piece; storing it link by link")
+            links, result = self._store_links_one_by_one(run, links)
         run.add(transitions_written=result.transitions, links_deleted=result.deleted)
         log.info(
             "listed %d links (%d changed, %d status transitions, %d newly deleted)",
@@ -198,6 +212,31 @@ class Pipeline:
             result.deleted,
         )
         return {link.id: link for link in links}
+
+    def _store_links_one_by_one(
+        self, run: RunContext, links: list[schemas.Link]
+    ) -> tuple[list[schemas.Link], loaders.LinksResult]:
+        """Each link in a savepoint: one the database refuses is dropped and reported.
+
+        Nothing is marked deleted: with an item dropped the list is no longer complete.
+        """
+        stored: list[schemas.Link] = []
+        total = loaders.LinksResult()
+        with self.sessions.begin() as session:
+            for link in links:
+                try:
+                    with session.begin_nested():
+                        result = loaders.upsert_links(session, [link], run.now, run.run_id)
+                except DBAPIError as exc:
+                    if exc.connection_invalidated:
+                        raise
+                    run.fail(Failure.of(exc, link_id=link.id))
+                    continue
+                stored.append(link)
+                total.changed += result.changed
+                total.transitions += result.transitions
+            loaders.touch_links(session, [link.id for link in stored], run.now)
+        return stored, total
 
     # ---------------------------------------------------------------- phase 2: per link
 

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from models import SyncRun
 from sync.run.context import Failure, describe
 from sync.store.db import lock_key
+from sync.text import safe_json, safe_text
 
 log = logging.getLogger(__name__)
 
@@ -44,10 +45,12 @@ class RunLease:
         """Insert the run row (committed at once, so even a killed run is visible)."""
         bind = sessions.kw.get("bind")
         assert isinstance(bind, Engine), "the sessionmaker must be bound to an engine"
-        # A connection of its own, kept out of the pool for the whole run: a pooled one
-        # would carry the session lock to whoever checks it out next.
+        # A connection of its own, detached from the pool: if it went back to the pool
+        # holding the session lock (an unlock that failed, a lease never released), it
+        # would carry the lock to whoever checks it out next. Closing it really closes it.
         conn = bind.connect()
         try:
+            conn.detach()
             with Session(bind=conn) as session:
                 row = SyncRun(kind=kind, started_at=now, status="running", errors=[])
                 session.add(row)
@@ -69,16 +72,17 @@ class RunLease:
         return lease
 
     def release(self) -> None:
-        """Drop the lock (the run row is closed) and the connection."""
+        """Drop the lock (the run row is closed) and the connection, whatever happens."""
         try:
+            self.conn.rollback()  # a failed statement would refuse the unlock
             self.conn.execute(
                 text("SELECT pg_advisory_unlock(:k)"), {"k": run_lock_key(self.run_id)}
             )
             self.conn.commit()
         except Exception:  # the connection may be gone, and the lock with it
-            log.debug("run lock release failed; the server dropped it with the session")
+            log.debug("run lock release failed; closing the session drops the lock")
         finally:
-            self.conn.close()
+            self.conn.close()  # detached: the server ends the session and any lock in it
 
 
 def close_abandoned_runs(sessions: sessionmaker[Session], now: datetime) -> int:
@@ -130,7 +134,10 @@ def close_run(
     The one place any run kind is closed. A row that cannot be written (the database is
     gone) stays ``running`` without its lock, and the next run closes it as abandoned.
     """
-    summary = "; ".join(f"{f.subject()}: {f.message}" for f in failures[:5]) or None
+    # Failures are made safe where they are built; again here, because a run that
+    # cannot be closed for its content would stay `running` forever.
+    summary = safe_text("; ".join(f"{f.subject()}: {f.message}" for f in failures[:5]))
+    errors = safe_json([f.as_json() for f in failures])
     values = {c: counts[c] for c in COUNT_COLUMNS if c in counts}
     try:
         with sessions.begin() as session:
@@ -140,8 +147,8 @@ def close_run(
                 .values(
                     finished_at=finished_at,
                     status=status,
-                    errors=[f.as_json() for f in failures],
-                    error_summary=summary[:2000] if summary else None,
+                    errors=errors,
+                    error_summary=summary or None,
                     **values,
                 )
             )

