@@ -41,7 +41,7 @@ def test_status_names_the_failing_link_and_exits_1(
 ) -> None:
     """A link failing in the latest run shows under "links failing now"; exit 1."""
     token = sandbox.link_tokens()[1]
-    sandbox.faults.add("status_500", path=r"^/v1/links/" + token, times=None)
+    sandbox.faults.add("status_500", path=r"^/v1/accounts$", match_query=token, times=None)
     assert run_cli("sync", env=synced).returncode == 1
     result = run_cli("status", env=synced)
     assert result.returncode == 1
