@@ -7,6 +7,7 @@ from models.institution import Institution
 from models.link import Link, LinkToken
 from models.movement import BackfillChunk, Movement, MovementChange
 from models.sync_run import SyncRun
+from models.webhook_event import WebhookEvent
 
 __all__ = [
     "SCHEMA",
@@ -22,4 +23,5 @@ __all__ = [
     "MovementChange",
     "MovementCursor",
     "SyncRun",
+    "WebhookEvent",
 ]

@@ -89,6 +89,15 @@ def build_parser() -> argparse.ArgumentParser:
     when.add_argument("--cron", default=None, help='crontab expression, e.g. "*/15 * * * *"')
     daemon.add_argument("--metrics-port", type=int, help="serve /metrics and /healthz here")
     daemon.add_argument("--concurrency", type=_positive_int, help="links fetched at once")
+    daemon.add_argument(
+        "--webhook-port",
+        type=int,
+        help="also serve POST /webhooks/fintoc here (env FINTOC_SYNC_WEBHOOK_PORT; "
+        "needs FINTOC_WEBHOOK_SECRET)",
+    )
+    daemon.add_argument(
+        "--webhook-host", help="address of the webhook receiver (default 127.0.0.1)"
+    )
 
     backfill = sub.add_parser("backfill", parents=[common], help="load movement history")
     backfill.add_argument("--since", required=True, help="first post date, YYYY-MM-DD")
@@ -225,13 +234,20 @@ def cmd_daemon(args: argparse.Namespace, wiring: Wiring, out: TextIO) -> int:
 
     settings.require_secret_key()
     settings.checked_api_url()
-    engine = _wait_for_database(settings, pool_size=settings.concurrency + 2)
+    webhook_port = args.webhook_port if args.webhook_port is not None else settings.webhook_port
+    if webhook_port is not None:  # configuration first: refuse before touching anything
+        settings.require_webhook_secret()
+        settings.require_encryption_key()
+    pool = settings.concurrency + 2 + (2 * settings.webhook_workers + 4 if webhook_port else 0)
+    engine = _wait_for_database(settings, pool_size=pool)
     return run_daemon(
         engine,
         wiring,
         every=args.every,
         cron=args.cron,
         metrics_port=args.metrics_port,
+        webhook_port=webhook_port,
+        webhook_host=args.webhook_host,
     )
 
 

@@ -26,8 +26,9 @@ from sync.run.backfill import Backfill
 from sync.run.context import Clock, utc_now
 from sync.run.movements import MovementSync
 from sync.run.pipeline import AccountHook, Pipeline
+from sync.run.webhooks import Received, Receiver, WebhookWorker
 from sync.store import vault
-from sync.store.db import make_sessionmaker
+from sync.store.db import SYNC_LOCK_NAME, make_sessionmaker, try_session_lock
 
 
 @dataclass
@@ -119,6 +120,38 @@ class Wiring:
             make_sessionmaker(engine),
             vault.make_cipher(self.settings.require_encryption_key()),
             concurrency=self.settings.concurrency,
+            register_secrets=self.register_secrets,
+        )
+
+    def webhook_receiver(
+        self, engine: Engine, on_stored: Callable[[Received], None] = lambda r: None
+    ) -> Receiver:
+        """The webhook inbox writer (the signing secret and the vault key are required)."""
+        secret = self.settings.require_webhook_secret()
+        self.register_secrets([secret])
+        return Receiver(
+            sessions=make_sessionmaker(engine),
+            secret=secret,
+            cipher=vault.make_cipher(self.settings.require_encryption_key()),
+            register_secrets=self.register_secrets,
+            on_stored=on_stored,
+        )
+
+    def webhook_worker(
+        self,
+        engine: Engine,
+        client: FintocClient,
+        on_settled: Callable[[str, str], None] = lambda event_type, outcome: None,
+    ) -> WebhookWorker:
+        """A worker that applies stored events with the poll's pipeline and movement sync."""
+        return WebhookWorker(
+            sessions=make_sessionmaker(engine),
+            cipher=vault.make_cipher(self.settings.require_encryption_key()),
+            client=client,
+            sync_link=lambda: self.pipeline(engine, client).run,
+            account_hook=self.movement_sync(client),
+            sync_lock=lambda: try_session_lock(engine, SYNC_LOCK_NAME),
+            on_settled=on_settled,
             register_secrets=self.register_secrets,
         )
 
