@@ -68,6 +68,12 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("tokens", nargs="*", metavar="TOKEN")
     add.add_argument("--from-file", type=Path, help="read tokens from a file, one per line")
     links_sub.add_parser("list", parents=[common], help="links with status, accounts, last sync")
+    exchange = links_sub.add_parser(
+        "exchange",
+        parents=[common],
+        help="exchange widget exchange tokens for link tokens (stored encrypted), then sync",
+    )
+    exchange.add_argument("exchange_tokens", nargs="+", metavar="EXCHANGE_TOKEN")
     rotate = links_sub.add_parser(
         "rotate-key",
         parents=[common],
@@ -82,6 +88,14 @@ def build_parser() -> argparse.ArgumentParser:
     sync_p = sub.add_parser("sync", parents=[common], help="run one full sync cycle now")
     sync_p.add_argument("--link", metavar="ID", help="sync only this link")
     sync_p.add_argument("--concurrency", type=_positive_int, help="links fetched at once")
+
+    refresh = sub.add_parser(
+        "refresh", parents=[common], help="ask Fintoc for on-demand refreshes of stale links"
+    )
+    refresh.add_argument("--link", metavar="ID", help="only this link")
+    refresh.add_argument(
+        "--stale-after", default="6h", help="refresh links whose data is older (default 6h)"
+    )
 
     daemon = sub.add_parser("daemon", parents=[common], help="run sync on a schedule")
     when = daemon.add_mutually_exclusive_group()
@@ -201,6 +215,11 @@ def cmd_links(args: argparse.Namespace, wiring: Wiring, out: TextIO) -> int:
         return commands.links_add(engine, wiring, raw, out)
     if args.links_command == "list":
         return commands.links_list(engine, out)
+    if args.links_command == "exchange":
+        from sync.app.onboarding import links_exchange
+
+        settings.require_secret_key()
+        return links_exchange(engine, wiring, list(args.exchange_tokens), out)
     return commands.links_rotate_key(engine, wiring, args.new_key_env, out)
 
 
@@ -225,6 +244,16 @@ def cmd_sync(args: argparse.Namespace, wiring: Wiring, out: TextIO) -> int:
     if report.fatal is not None:  # the one-line reason that exit code 2 promises
         print(f"fintoc-sync: the API rejected FINTOC_SECRET_KEY: {report.fatal}", file=sys.stderr)
     return report.exit_code
+
+
+def cmd_refresh(args: argparse.Namespace, wiring: Wiring, out: TextIO) -> int:
+    """On-demand refresh intents for links older than --stale-after."""
+    settings = wiring.settings
+    from sync.app.onboarding import refresh
+
+    settings.require_secret_key()
+    settings.checked_api_url()
+    return refresh(_ready_engine(settings), wiring, args.link, args.stale_after, out)
 
 
 def cmd_daemon(args: argparse.Namespace, wiring: Wiring, out: TextIO) -> int:
@@ -281,6 +310,7 @@ COMMANDS: dict[str, Handler] = {
     "migrate": cmd_migrate,
     "links": cmd_links,
     "sync": cmd_sync,
+    "refresh": cmd_refresh,
     "daemon": cmd_daemon,
     "backfill": cmd_backfill,
     "sandbox": cmd_sandbox,

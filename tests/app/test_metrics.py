@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import time
 
@@ -139,10 +140,8 @@ def test_idle_connections_beyond_the_limit_are_closed_and_healthz_still_answers(
         closed = 0
         for sock in idle:
             sock.settimeout(6)
-            try:
+            with contextlib.suppress(TimeoutError):
                 closed += sock.recv(1) == b""  # EOF: the server hung up on the idle client
-            except TimeoutError:
-                pass
         assert closed >= 4  # at least the ones it had accepted; the rest were never accepted
     finally:
         for sock in idle:
