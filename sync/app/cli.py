@@ -131,6 +131,9 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: a fixed clock starting 2026-11-01, moved by POST /_sandbox/advance)",
     )
 
+    sandbox.add_argument("--webhook-url", help="deliver signed webhook events to this URL")
+    sandbox.add_argument("--webhook-secret", help="the signing secret for --webhook-url")
+
     demo = sub.add_parser("demo", help="try it: embedded Postgres + sandbox + sync")
     demo.add_argument("--database-url", help="use this database instead of the embedded one")
     demo.add_argument("--log-level", default="WARNING", choices=LEVELS)
@@ -293,8 +296,16 @@ def cmd_sandbox(args: argparse.Namespace, wiring: Wiring, out: TextIO) -> int:
     """Serve the sandbox in the foreground."""
     from sync.sandbox import serve_forever
 
+    if args.webhook_url and not args.webhook_secret:
+        raise ConfigError("--webhook-url needs --webhook-secret (the endpoint's signing secret)")
     serve_forever(
-        port=args.port, seed=args.seed, n_links=args.links, out=out, real_time=args.real_time
+        port=args.port,
+        seed=args.seed,
+        n_links=args.links,
+        out=out,
+        real_time=args.real_time,
+        webhook_url=args.webhook_url,
+        webhook_secret=args.webhook_secret,
     )
     return 0
 
