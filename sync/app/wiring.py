@@ -142,14 +142,18 @@ class Wiring:
         engine: Engine,
         client: FintocClient,
         on_settled: Callable[[str, str], None] = lambda event_type, outcome: None,
+        clock: Clock = utc_now,
     ) -> WebhookWorker:
-        """A worker that applies stored events with the poll's pipeline and movement sync."""
+        """A worker that applies stored events with the poll's pipeline and movement sync.
+
+        ``clock`` is the sync's (date windows); the inbox's due times use the real clock.
+        """
         return WebhookWorker(
             sessions=make_sessionmaker(engine),
             cipher=vault.make_cipher(self.settings.require_encryption_key()),
             client=client,
-            sync_link=lambda: self.pipeline(engine, client).run,
-            account_hook=self.movement_sync(client),
+            sync_link=lambda: self.pipeline(engine, client, clock=clock).run,
+            account_hook=self.movement_sync(client, clock),
             sync_lock=lambda: try_session_lock(engine, SYNC_LOCK_NAME),
             on_settled=on_settled,
             register_secrets=self.register_secrets,

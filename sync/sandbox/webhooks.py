@@ -114,7 +114,7 @@ class Deliverer:
         with self._cond:
             self.sent.append(event)
             now = self._clock()
-            copies = 1 + int(self._take("duplicate", "copies", 2.0))
+            copies = max(1, int(self._take("duplicate", "copies", 2.0)))
             delay = self._take("delay", "seconds", 1.0)
             bad = self._take("bad_signature", "x", 1.0) > 0
             reorder = self._take("reorder", "x", 1.0) > 0
