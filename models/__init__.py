@@ -8,6 +8,7 @@ from models.link import Link, LinkToken
 from models.movement import BackfillChunk, Movement, MovementChange
 from models.sync_lock import SyncLock
 from models.sync_run import SyncRun
+from models.webhook_event import WebhookEvent
 
 __all__ = [
     "SCHEMA",
@@ -24,4 +25,5 @@ __all__ = [
     "MovementCursor",
     "SyncLock",
     "SyncRun",
+    "WebhookEvent",
 ]

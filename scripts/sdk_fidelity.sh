@@ -21,4 +21,4 @@ export SANDBOX_PYTHON="${SANDBOX_PYTHON:-$ROOT/.venv/bin/python}"
 cd "$ROOT"
 # --noconftest: the project conftests import our runtime deps, absent from this venv.
 exec "$SDK_VENV/bin/python" -m pytest -p no:cacheprovider --noconftest -q -o addopts="" \
-    tests/sdk_fidelity/test_official_sdk.py "$@"
+    tests/sdk_fidelity/test_official_sdk.py tests/sdk_fidelity/test_sdk_webhooks.py "$@"

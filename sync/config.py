@@ -79,6 +79,15 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
     return int(value)
 
 
+def _port(env: Mapping[str, str], name: str) -> int | None:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return None
+    if not raw.isdigit() or not 0 <= int(raw) <= 65535:
+        raise ConfigError(f"{name} must be a TCP port (0-65535), got {raw!r}")
+    return int(raw)
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything a command needs to know, from the environment or flags."""
@@ -108,6 +117,10 @@ class Settings:
     metrics_host: str = "127.0.0.1"
     # None: three schedule intervals, at least an hour (sync.app.daemon.health_max_age)
     health_max_age: float | None = None
+    webhook_secret: str | None = field(default=None, repr=False)
+    webhook_port: int | None = None
+    webhook_host: str = "127.0.0.1"
+    webhook_workers: int = 2
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -147,6 +160,10 @@ class Settings:
                 if env.get("FINTOC_SYNC_HEALTH_MAX_AGE")
                 else None
             ),
+            webhook_secret=env.get("FINTOC_WEBHOOK_SECRET") or None,
+            webhook_port=_port(env, "FINTOC_SYNC_WEBHOOK_PORT"),
+            webhook_host=env.get("FINTOC_SYNC_WEBHOOK_HOST") or _D["webhook_host"],
+            webhook_workers=_int(env, "FINTOC_SYNC_WEBHOOK_WORKERS", _D["webhook_workers"]),
         )
 
     def with_overrides(self, **changes: object) -> Settings:
@@ -172,6 +189,15 @@ class Settings:
                 'print(Fernet.generate_key().decode())"'
             )
         return self.encryption_key
+
+    def require_webhook_secret(self) -> str:
+        """The webhook signing secret, or a ConfigError (the receiver must not run unsigned)."""
+        if not self.webhook_secret:
+            raise ConfigError(
+                "FINTOC_WEBHOOK_SECRET is not set; the webhook receiver refuses to start "
+                "without the endpoint's signing secret (whsec_…, from Fintoc's dashboard)"
+            )
+        return self.webhook_secret
 
     def checked_api_url(self) -> str:
         """The API base URL, refusing plain http to anything but loopback."""

@@ -16,6 +16,7 @@ import json
 import logging
 import random
 import time
+import uuid
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -366,6 +367,41 @@ class FintocClient:
         what = "GET /v1/accounts/{id}/movements"
         return self._paginate(path, params, what, (link_token,))
 
+    def exchange_link(self, exchange_token: str) -> dict[str, Any]:
+        """The link an exchange token stands for, with its ``link_token`` (shown only here).
+
+        ``GET /v1/links/exchange?exchange_token=…`` (fintoc-api.md §2, §9.1).
+        """
+        what = "GET /v1/links/exchange"
+        url = self._base.join("v1/links/exchange")
+        body, _ = self._get(url, {"exchange_token": exchange_token}, what, (exchange_token,))
+        return self._expect_object(body, what)
+
+    def create_refresh_intent(
+        self, link_token: str, refresh_type: str | None = None
+    ) -> dict[str, Any]:
+        """Ask for an on-demand refresh (``POST /v1/refresh_intents?link_token=…``).
+
+        One Idempotency-Key for every attempt of this call, so a retry after a timeout
+        cannot create a second intent.
+        """
+        what = "POST /v1/refresh_intents"
+        url = self._base.join("v1/refresh_intents")
+        content = json.dumps({"refresh_type": refresh_type}).encode() if refresh_type else b""
+        headers = {"Idempotency-Key": str(uuid.uuid4())}
+        if content:
+            headers["Content-Type"] = "application/json"
+        body, _ = self._get(
+            url,
+            {"link_token": link_token},
+            what,
+            (link_token,),
+            method="POST",
+            content=content,
+            headers=headers,
+        )
+        return self._expect_object(body, what)
+
     # ---------------------------------------------------------------- pagination
 
     def _paginate(
@@ -436,13 +472,30 @@ class FintocClient:
         params: dict[str, str] | None,
         what: str,
         secrets: tuple[str, ...],
+        *,
+        method: str = "GET",
+        content: bytes = b"",
+        headers: dict[str, str] | None = None,
     ) -> tuple[Any, httpx.Response]:
-        """GET with retries: the only place that decides whether to try again."""
+        """A request with retries: the only place that decides whether to try again.
+
+        POSTs go through the same policy: they carry an Idempotency-Key (the caller's),
+        the same on every attempt.
+        """
         attempt = 0
         while True:
             attempt += 1
             try:
-                return self._attempt(url, params, what, secrets, attempt)
+                return self._attempt(
+                    url,
+                    params,
+                    what,
+                    secrets,
+                    attempt,
+                    method=method,
+                    content=content,
+                    headers=headers,
+                )
             except FintocSyncError as error:
                 if not should_retry(error, attempt, self.retry):
                     raise
@@ -464,21 +517,27 @@ class FintocClient:
         what: str,
         secrets: tuple[str, ...],
         attempt: int,
+        *,
+        method: str = "GET",
+        content: bytes = b"",
+        headers: dict[str, str] | None = None,
     ) -> tuple[Any, httpx.Response]:
         """One HTTP exchange: rate limit, send, map status, decode JSON."""
         if self._limiter is not None:
             self._limiter.acquire()
         # params=None keeps a next-page URL's query intact (params={} would wipe it)
-        request = self._http.build_request("GET", url, params=params)
-        response, content = self._send(request, what, secrets, attempt)
+        request = self._http.build_request(
+            method, url, params=params, content=content or None, headers=headers
+        )
+        response, body = self._send(request, what, secrets, attempt)
         if self._limiter is not None:
             if response.status_code == 429:
                 self._limiter.throttled()
             elif response.status_code < 400:
                 self._limiter.succeeded()
         if not 200 <= response.status_code < 300:
-            raise _error_for(response, what, (self._secret_key, *secrets), self._now(), content)
-        return self._decode(content, what), response
+            raise _error_for(response, what, (self._secret_key, *secrets), self._now(), body)
+        return self._decode(body, what), response
 
     def _send(
         self, request: httpx.Request, what: str, secrets: tuple[str, ...], attempt: int
@@ -495,15 +554,15 @@ class FintocClient:
             description = scrub(
                 safe_text(f"{type(exc).__name__}: {exc}", 500), (self._secret_key, *secrets)
             )
-            self._report(attempt, None)
+            self._report(attempt, None, request.method)
         except TransportError:  # the deadline passed while the body trickled in
-            self._report(attempt, None)
+            self._report(attempt, None, request.method)
             raise
         except PayloadError:  # the body was too large
-            self._report(attempt, response.status_code)
+            self._report(attempt, response.status_code, request.method)
             raise
         else:
-            self._report(attempt, response.status_code)
+            self._report(attempt, response.status_code, request.method)
             return response, content
         # raised outside the except block and `from None`: the httpx exception's text
         # may hold the URL with its link_token, and tracebacks print causes and contexts
@@ -533,9 +592,9 @@ class FintocClient:
             chunks.append(chunk)
         return b"".join(chunks)
 
-    def _report(self, attempt: int, status: int | None) -> None:
+    def _report(self, attempt: int, status: int | None, method: str = "GET") -> None:
         if self._on_request is not None:
-            self._on_request("GET", status, attempt)
+            self._on_request(method, status, attempt)
 
     @staticmethod
     def _decode(content: bytes, what: str) -> Any:

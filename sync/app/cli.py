@@ -156,6 +156,15 @@ def build_parser() -> argparse.ArgumentParser:
     remove.add_argument(
         "refs", nargs="+", metavar="ID_OR_TOKEN", help="a link id, a token, or a token ref"
     )
+    exchange = _parser(
+        links_sub,
+        "links exchange",
+        "exchange widget exchange tokens for link tokens (stored encrypted), then sync",
+        db,
+        api,
+        logs,
+    )
+    exchange.add_argument("exchange_tokens", nargs="+", metavar="EXCHANGE_TOKEN")
     rotate = _parser(
         links_sub,
         "links rotate-key",
@@ -174,6 +183,14 @@ def build_parser() -> argparse.ArgumentParser:
     sync_p.add_argument("--concurrency", type=_positive_int, help="links fetched at once")
     sync_p.add_argument("--json", action="store_true", help="print the summary as JSON")
 
+    refresh = _parser(
+        sub, "refresh", "ask Fintoc for on-demand refreshes of stale links", db, api, logs
+    )
+    refresh.add_argument("--link", metavar="ID", help="only this link")
+    refresh.add_argument(
+        "--stale-after", default="6h", help="refresh links whose data is older (default 6h)"
+    )
+
     daemon = _parser(sub, "daemon", "run sync on a schedule", db, api, logs)
     when = daemon.add_mutually_exclusive_group()
     when.add_argument("--every", default=None, help="interval like 15m, 1h, 30s (default 15m)")
@@ -182,6 +199,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--metrics-port", type=_port0, help="serve /metrics and /healthz here (0 = any free port)"
     )
     daemon.add_argument("--concurrency", type=_positive_int, help="links fetched at once")
+    daemon.add_argument(
+        "--webhook-port",
+        type=int,
+        help="also serve POST /webhooks/fintoc here (env FINTOC_SYNC_WEBHOOK_PORT; "
+        "needs FINTOC_WEBHOOK_SECRET)",
+    )
+    daemon.add_argument(
+        "--webhook-host", help="address of the webhook receiver (default 127.0.0.1)"
+    )
 
     backfill = _parser(sub, "backfill", "load movement history", db, api, logs)
     backfill.add_argument("--since", required=True, help="first post date, YYYY-MM-DD")
@@ -216,6 +242,8 @@ def build_parser() -> argparse.ArgumentParser:
         "(for tests; default: catch up to now and follow the wall clock)",
     )
     clock.add_argument("--real-time", action="store_true", help=argparse.SUPPRESS)  # the default
+    sandbox.add_argument("--webhook-url", help="deliver signed webhook events to this URL")
+    sandbox.add_argument("--webhook-secret", help="the signing secret for --webhook-url")
 
     _parser(sub, "demo", "try it: embedded Postgres + sandbox + sync", db, logs)
     return parser
@@ -312,6 +340,11 @@ def cmd_links(args: argparse.Namespace, wiring: Wiring, out: TextIO) -> int:
         return links_remove(engine, args.refs, out)
     if args.links_command == "list":
         return commands.links_list(engine, out, as_json=args.json)
+    if args.links_command == "exchange":
+        from sync.app.onboarding import links_exchange
+
+        settings.require_secret_key()
+        return links_exchange(engine, wiring, list(args.exchange_tokens), out)
     return commands.links_rotate_key(engine, wiring, args.new_key_env, out)
 
 
@@ -345,6 +378,16 @@ def cmd_sync(args: argparse.Namespace, wiring: Wiring, out: TextIO) -> int:
     return report.exit_code
 
 
+def cmd_refresh(args: argparse.Namespace, wiring: Wiring, out: TextIO) -> int:
+    """On-demand refresh intents for links older than --stale-after."""
+    settings = wiring.settings
+    from sync.app.onboarding import refresh
+
+    settings.require_secret_key()
+    settings.checked_api_url()
+    return refresh(_ready_engine(settings), wiring, args.link, args.stale_after, out)
+
+
 def cmd_daemon(args: argparse.Namespace, wiring: Wiring, out: TextIO) -> int:
     """Run sync on a schedule until SIGTERM/SIGINT."""
     settings = wiring.settings
@@ -352,13 +395,20 @@ def cmd_daemon(args: argparse.Namespace, wiring: Wiring, out: TextIO) -> int:
 
     settings.require_secret_key()
     settings.checked_api_url()
-    engine = _wait_for_database(settings, pool_size=settings.concurrency + 2)
+    webhook_port = args.webhook_port if args.webhook_port is not None else settings.webhook_port
+    if webhook_port is not None:  # configuration first: refuse before touching anything
+        settings.require_webhook_secret()
+        settings.require_encryption_key()
+    pool = settings.concurrency + 2 + (2 * settings.webhook_workers + 4 if webhook_port else 0)
+    engine = _wait_for_database(settings, pool_size=pool)
     return run_daemon(
         engine,
         wiring,
         every=args.every,
         cron=args.cron,
         metrics_port=args.metrics_port,
+        webhook_port=webhook_port,
+        webhook_host=args.webhook_host,
     )
 
 
@@ -378,6 +428,8 @@ def cmd_sandbox(args: argparse.Namespace, wiring: Wiring, out: TextIO) -> int:
     from sync.app.sandbox_banner import announce
     from sync.sandbox import serve_forever
 
+    if args.webhook_url and not args.webhook_secret:
+        raise ConfigError("--webhook-url needs --webhook-secret (the endpoint's signing secret)")
     real_time = not args.fixed_clock
     serve_forever(
         port=args.port,
@@ -386,6 +438,8 @@ def cmd_sandbox(args: argparse.Namespace, wiring: Wiring, out: TextIO) -> int:
         out=out,
         real_time=real_time,
         announce=partial(announce, real_time=real_time),
+        webhook_url=args.webhook_url,
+        webhook_secret=args.webhook_secret,
     )
     return 0
 
@@ -417,6 +471,7 @@ COMMANDS: dict[str, Handler] = {
     "migrate": cmd_migrate,
     "links": cmd_links,
     "sync": cmd_sync,
+    "refresh": cmd_refresh,
     "daemon": cmd_daemon,
     "backfill": cmd_backfill,
     "sandbox": cmd_sandbox,

@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime, timedelta
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from apscheduler.schedulers import SchedulerNotRunningError
 from apscheduler.schedulers.blocking import BlockingScheduler
@@ -35,12 +36,16 @@ from sqlalchemy import Engine, func, select
 
 from models import Link
 from sync.api.client import RetryPolicy
-from sync.app.metrics import SyncMetrics, serve_metrics
+from sync.app.http import HttpServer, serve_metrics
+from sync.app.metrics import SyncMetrics
 from sync.app.wiring import Wiring, interruptible_sleep
 from sync.errors import ConfigError
 from sync.run.context import describe
 from sync.run.pipeline import Pipeline, SyncReport
 from sync.store.db import make_sessionmaker, sync_lock_holder, try_sync_lock
+
+if TYPE_CHECKING:
+    from sync.app.realtime import Realtime
 
 log = logging.getLogger(__name__)
 
@@ -295,6 +300,42 @@ class _SignalStop:
         self.stopper.start()
 
 
+def _realtime(
+    engine: Engine, wiring: Wiring, metrics: SyncMetrics, webhook_port: int | None
+) -> Realtime | None:
+    if webhook_port is None:
+        return None
+    from sync.app.realtime import Realtime
+
+    return Realtime(engine, wiring, metrics).start()
+
+
+def _serve(
+    wiring: Wiring,
+    metrics: SyncMetrics,
+    realtime: Realtime | None,
+    metrics_port: int | None,
+    metrics_host: str | None,
+    webhook_port: int | None,
+    webhook_host: str | None,
+) -> list[HttpServer]:
+    """The endpoints: one server per distinct port; the webhook one also serves metrics."""
+    servers = []
+    receiver = realtime.receiver if realtime is not None else None
+    if webhook_port is not None:
+        host = webhook_host or wiring.settings.webhook_host
+        servers.append(serve_metrics(metrics, host, webhook_port, webhooks=receiver))
+    if metrics_port is not None and metrics_port != webhook_port:
+        host = metrics_host or wiring.settings.metrics_host
+        try:
+            servers.append(serve_metrics(metrics, host, metrics_port))
+        except BaseException:
+            for server in servers:
+                server.shutdown()
+            raise
+    return servers
+
+
 def _name(signum: int) -> str:
     return signal.Signals(signum).name
 
@@ -308,6 +349,8 @@ def run_daemon(
     metrics_port: int | None = None,
     host: str | None = None,
     retry: RetryPolicy | None = None,
+    webhook_port: int | None = None,
+    webhook_host: str | None = None,
 ) -> int:
     """Run cycles on the schedule until SIGTERM/SIGINT; 0 after a clean stop."""
     trigger = make_trigger(every, cron)
@@ -316,20 +359,19 @@ def run_daemon(
     metrics = SyncMetrics(max_age=health_max_age(trigger, wiring.settings.health_max_age))
     daemon = Daemon(engine, wiring, metrics, retry=retry)
     scheduler = build_scheduler(daemon, trigger)
-    server = (
-        serve_metrics(metrics, host or wiring.settings.metrics_host, metrics_port)
-        if metrics_port is not None
-        else None
-    )
-    log.info("daemon started: %s", trigger)
+    realtime = _realtime(engine, wiring, metrics, webhook_port)
+    servers: list[HttpServer] = []
     try:
+        servers = _serve(wiring, metrics, realtime, metrics_port, host, webhook_port, webhook_host)
+        log.info("daemon started: %s", trigger)
         with _SignalStop(daemon, scheduler):
             if not daemon.stopping.is_set():
                 scheduler.start()
     finally:
-        if server is not None:
+        for server in servers:
             server.shutdown()
-            server.server_close()
+        if realtime is not None:
+            realtime.stop()
         engine.dispose()
     log.info("daemon stopped")
     return 0

@@ -1,8 +1,9 @@
-"""The daemon's metrics and its ``/metrics`` + ``/healthz`` HTTP endpoint.
+"""The daemon's metrics and health, on ``prometheus_client`` with a registry per daemon.
 
-No client library: the Prometheus text exposition format (0.0.4) is a few lines of
-code, and one dependency fewer is one thing fewer to audit in a process that holds
-the API key. Series (every one is present from the first scrape):
+Each :class:`SyncMetrics` owns its own ``CollectorRegistry`` (never the library's global
+default), so two daemons in one process (tests) never share a series. Process and
+platform collectors come with it (``process_*``, ``python_info``). Series (every one is
+present from the first scrape):
 
 ==============================================  =======  ===========================================
 ``fintoc_sync_up``                              gauge    1 while /healthz answers 200, else 0
@@ -21,6 +22,12 @@ the API key. Series (every one is present from the first scrape):
 ``fintoc_sync_http_retries_total``              counter  requests that were a retry (attempt > 1)
 ``fintoc_sync_links{status}``                   gauge    links by status (``deleted`` for links
                                                          gone from the API), after every cycle
+``fintoc_sync_webhook_events_total{type,        counter  webhook events by type and outcome:
+outcome}``                                               received (a new id stored), duplicate,
+                                                         rejected (4xx), processed, ignored,
+                                                         retried, failed
+``fintoc_sync_webhook_oldest_unprocessed_       gauge    age of the oldest ``received`` event (0
+seconds``                                                when none waits)
 ==============================================  =======  ===========================================
 
 Health (``/healthz``): 200 while fewer than ``failure_threshold`` (3) cycles in a row
@@ -30,26 +37,41 @@ before the first cycle ends, during ``startup_grace`` (15 min); 503 otherwise. S
 daemon that skips every cycle (someone holds the sync lock) turns unhealthy.
 ``partial`` counts as a success (the daemon works, one link needs its
 holder), ``skipped`` and ``interrupted`` change nothing.
+
+See docs/decisions/0007-http-server-and-metrics.md.
 """
 
 from __future__ import annotations
 
-import json
-import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
-from sync.errors import ConfigError
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    PlatformCollector,
+    ProcessCollector,
+    Summary,
+    generate_latest,
+)
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
-log = logging.getLogger(__name__)
-
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
 SUCCESS_STATUSES = frozenset({"succeeded", "partial"})
 FAILURE_STATUSES = frozenset({"failed", "error"})
 RUN_STATUSES = ("succeeded", "partial", "failed", "interrupted", "skipped", "error")
+WEBHOOK_OUTCOMES = (
+    "received",
+    "duplicate",
+    "rejected",
+    "processed",
+    "ignored",
+    "retried",
+    "failed",
+)
 
 # SyncReport.counts key -> the table those rows went to
 ROW_COUNTS = {
@@ -59,90 +81,6 @@ ROW_COUNTS = {
     "movements_upserted": "movements",
     "movements_changed": "movement_changes",
 }
-
-
-@dataclass
-class _Family:
-    name: str
-    kind: str
-    help: str
-    label: str | None = None
-    values: dict[str, float] = field(default_factory=dict)
-
-    def lines(self) -> list[str]:
-        out = [f"# HELP {self.name} {self.help}", f"# TYPE {self.name} {self.kind}"]
-        for key, value in sorted(self.values.items()):
-            if self.kind == "summary":
-                out.append(f"{self.name}_{key} {_number(value)}")
-            elif self.label is None:
-                out.append(f"{self.name} {_number(value)}")
-            else:
-                out.append(f'{self.name}{{{self.label}="{_escape(key)}"}} {_number(value)}')
-        return out
-
-
-def _number(value: float) -> str:
-    return str(int(value)) if value.is_integer() and abs(value) < 2**53 else repr(value)
-
-
-def _escape(label_value: str) -> str:
-    return label_value.replace("\\", r"\\").replace('"', r"\"").replace("\n", r"\n")
-
-
-class Registry:
-    """Thread-safe metric families, rendered in the Prometheus text format."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._families: dict[str, _Family] = {}
-
-    def declare(
-        self, name: str, kind: str, help: str, label: str | None = None, initial: Iterable[str] = ()
-    ) -> None:
-        """Add a family; ``initial`` label values start at 0 so they are scraped at once."""
-        family = _Family(name, kind, help, label)
-        if kind == "summary":
-            family.values = {"sum": 0.0, "count": 0.0}
-        elif label is None:
-            family.values = {"": 0.0}
-        else:
-            family.values = dict.fromkeys(initial, 0.0)
-        with self._lock:
-            self._families[name] = family
-
-    def inc(self, name: str, amount: float = 1.0, label: str = "") -> None:
-        """Add to a counter (or gauge)."""
-        with self._lock:
-            values = self._families[name].values
-            values[label] = values.get(label, 0.0) + float(amount)
-
-    def set(self, name: str, value: float, label: str = "") -> None:
-        """Set a gauge."""
-        with self._lock:
-            self._families[name].values[label] = float(value)
-
-    def replace(self, name: str, values: Mapping[str, float]) -> None:
-        """Set every label of a gauge at once (labels not given disappear)."""
-        with self._lock:
-            self._families[name].values = dict(values)
-
-    def observe(self, name: str, value: float) -> None:
-        """Add one observation to a summary."""
-        with self._lock:
-            values = self._families[name].values
-            values["sum"] += value
-            values["count"] += 1
-
-    def value(self, name: str, label: str = "") -> float:
-        """The current value of one series (0 if it has none yet)."""
-        with self._lock:
-            return self._families[name].values.get(label, 0.0)
-
-    def render(self) -> str:
-        """Every family in the text exposition format."""
-        with self._lock:
-            lines = [line for family in self._families.values() for line in family.lines()]
-        return "\n".join(lines) + "\n"
 
 
 @dataclass(frozen=True)
@@ -163,33 +101,94 @@ class SyncMetrics:
         failure_threshold: int = 3,
         startup_grace: float = 900.0,
         max_age: float | None = None,
+        process_metrics: bool = True,
     ) -> None:
-        self.registry = Registry()
+        self.registry = CollectorRegistry(auto_describe=True)
         self._clock = clock
         self._started = clock()
         self._threshold = failure_threshold
         self._grace = startup_grace
         self._max_age = max_age
         self._cycles_ended = 0
+        self._failures = 0
         self._state_lock = threading.Lock()
-        _declare(self.registry)
+        self._oldest_event: Callable[[], float] = lambda: 0.0
+        self._declare()
+        if process_metrics:
+            ProcessCollector(registry=self.registry)
+            PlatformCollector(registry=self.registry)
+
+    def _declare(self) -> None:
+        reg = self.registry
+        self.up = Gauge("fintoc_sync_up", "1 while /healthz answers 200, else 0", registry=reg)
+        self.up.set_function(lambda: 1.0 if self.health().ok else 0.0)
+        self.last_success = Gauge(
+            "fintoc_sync_last_success_timestamp_seconds",
+            "Unix time the last succeeded or partial run ended (0 = never)",
+            registry=reg,
+        )
+        self.runs = Counter("fintoc_sync_runs", "Sync cycles by outcome", ["status"], registry=reg)
+        for status in RUN_STATUSES:
+            self.runs.labels(status)
+        self.duration = Summary(
+            "fintoc_sync_run_duration_seconds",
+            "Duration of cycles that ran or raised",
+            registry=reg,
+        )
+        self.consecutive = Gauge(
+            "fintoc_sync_consecutive_failures", "Failed cycles since the last success", registry=reg
+        )
+        self.rows = Counter(
+            "fintoc_sync_rows_written",
+            "Rows inserted or changed, by table",
+            ["table"],
+            registry=reg,
+        )
+        for table in ROW_COUNTS.values():
+            self.rows.labels(table)
+        self.requests = Counter(
+            "fintoc_sync_http_requests",
+            "Fintoc API responses by HTTP status",
+            ["status"],
+            registry=reg,
+        )
+        self.retries = Counter(
+            "fintoc_sync_http_retries", "Fintoc API requests retried", registry=reg
+        )
+        self.links = Gauge(
+            "fintoc_sync_links", "Links by status after the last cycle", ["status"], registry=reg
+        )
+        self.webhook_events = Counter(
+            "fintoc_sync_webhook_events",
+            "Webhook events by type and outcome",
+            ["type", "outcome"],
+            registry=reg,
+        )
+        oldest = Gauge(
+            "fintoc_sync_webhook_oldest_unprocessed_seconds",
+            "Age of the oldest webhook event not yet processed (0 when none waits)",
+            registry=reg,
+        )
+        oldest.set_function(lambda: self._oldest_event())
+
+    # ---------------------------------------------------------------- feeds
 
     def on_request(self, method: str, status: int | None, attempt: int) -> None:
         """The API client's hook: one call per HTTP attempt."""
-        self.registry.inc("fintoc_sync_http_requests_total", label=str(status or "error"))
+        self.requests.labels(str(status or "error")).inc()
         if attempt > 1:
-            self.registry.inc("fintoc_sync_http_retries_total")
+            self.retries.inc()
 
     def run_finished(self, status: str, counts: Mapping[str, int], duration: float) -> None:
         """A pipeline run ended with this status and these counts."""
         for key, table in ROW_COUNTS.items():
-            self.registry.inc("fintoc_sync_rows_written_total", counts.get(key, 0), label=table)
-        self.registry.observe("fintoc_sync_run_duration_seconds", duration)
+            self.rows.labels(table).inc(counts.get(key, 0))
+        self.duration.observe(duration)
         self._ended(status)
 
     def cycle_failed(self, duration: float) -> None:
         """A cycle raised before its run could end (API or database unreachable)."""
-        self.registry.observe("fintoc_sync_run_duration_seconds", duration)
+        self.duration.observe(duration)
         self._ended("error")
 
     def cycle_skipped(self) -> None:
@@ -197,27 +196,44 @@ class SyncMetrics:
         self._ended("skipped")
 
     def set_links(self, by_status: Mapping[str, int]) -> None:
-        """Replace the links-by-status gauge."""
-        self.registry.replace("fintoc_sync_links", {k: float(v) for k, v in by_status.items()})
+        """Replace the links-by-status gauge (statuses not given disappear)."""
+        with self._state_lock:
+            self.links.clear()
+            for status, n in by_status.items():
+                self.links.labels(status).set(n)
+
+    def webhook_event(self, event_type: str, outcome: str) -> None:
+        """Count a webhook event's outcome (types are free text: bounded in length)."""
+        self.webhook_events.labels(event_type[:80], outcome).inc()
+
+    def watch_oldest_event(self, age: Callable[[], float]) -> None:
+        """Where the oldest-unprocessed gauge reads its value at scrape time."""
+        self._oldest_event = age
 
     def _ended(self, status: str) -> None:
-        self.registry.inc("fintoc_sync_runs_total", label=status)
+        self.runs.labels(status).inc()
         with self._state_lock:
             self._cycles_ended += 1
             if status in SUCCESS_STATUSES:
-                self.registry.set("fintoc_sync_consecutive_failures", 0)
-                self.registry.set("fintoc_sync_last_success_timestamp_seconds", self._clock())
+                self._failures = 0
+                self.last_success.set(self._clock())
             elif status in FAILURE_STATUSES:
-                self.registry.inc("fintoc_sync_consecutive_failures")
+                self._failures += 1
+            self.consecutive.set(self._failures)
+
+    # ---------------------------------------------------------------- reads
+
+    def value(self, name: str, **labels: str) -> float:
+        """The current value of one sample (0 if it has none yet)."""
+        return self.registry.get_sample_value(name, labels) or 0.0
 
     def health(self) -> Health:
         """Healthy unless ``failure_threshold`` cycles failed in a row or none ended in time."""
-        failures = int(self.registry.value("fintoc_sync_consecutive_failures"))
         with self._state_lock:
-            ended = self._cycles_ended
+            ended, failures = self._cycles_ended, self._failures
         if failures >= self._threshold:
             return Health(False, f"the last {failures} cycles failed")
-        last = self.registry.value("fintoc_sync_last_success_timestamp_seconds") or self._started
+        last = self.value("fintoc_sync_last_success_timestamp_seconds") or self._started
         age = self._clock() - last
         if self._max_age is not None and age > self._max_age:
             return Health(
@@ -230,93 +246,5 @@ class SyncMetrics:
         return Health(True, f"{failures} failed cycle(s) in a row")
 
     def render(self) -> str:
-        """The /metrics body (``fintoc_sync_up`` follows the health)."""
-        self.registry.set("fintoc_sync_up", 1.0 if self.health().ok else 0.0)
-        return self.registry.render()
-
-
-def _declare(registry: Registry) -> None:
-    registry.declare("fintoc_sync_up", "gauge", "1 while /healthz answers 200, else 0")
-    registry.declare(
-        "fintoc_sync_last_success_timestamp_seconds",
-        "gauge",
-        "Unix time the last succeeded or partial run ended (0 = never)",
-    )
-    registry.declare(
-        "fintoc_sync_runs_total", "counter", "Sync cycles by outcome", "status", RUN_STATUSES
-    )
-    registry.declare(
-        "fintoc_sync_run_duration_seconds", "summary", "Duration of cycles that ran or raised"
-    )
-    registry.declare(
-        "fintoc_sync_consecutive_failures", "gauge", "Failed cycles since the last success"
-    )
-    registry.declare(
-        "fintoc_sync_rows_written_total",
-        "counter",
-        "Rows inserted or changed, by table",
-        "table",
-        ROW_COUNTS.values(),
-    )
-    registry.declare(
-        "fintoc_sync_http_requests_total",
-        "counter",
-        "Fintoc API responses by HTTP status",
-        "status",
-    )
-    registry.declare("fintoc_sync_http_retries_total", "counter", "Fintoc API requests retried")
-    registry.declare("fintoc_sync_links", "gauge", "Links by status after the last cycle", "status")
-
-
-# ------------------------------------------------------------------------- HTTP endpoint
-
-
-def _handler_for(metrics: SyncMetrics) -> type[BaseHTTPRequestHandler]:
-    class MetricsHandler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            path = self.path.split("?", 1)[0]
-            if path == "/metrics":
-                self._send(200, CONTENT_TYPE, metrics.render())
-            elif path == "/healthz":
-                health = metrics.health()
-                body = json.dumps({"ok": health.ok, "reason": health.reason}) + "\n"
-                self._send(200 if health.ok else 503, "application/json", body)
-            else:
-                self._send(
-                    404, "text/plain; charset=utf-8", "not found: try /metrics or /healthz\n"
-                )
-
-        def _send(self, status: int, content_type: str, body: str) -> None:
-            data = body.encode()
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, format: str, *args: object) -> None:
-            # scrapes every 15 s would drown the sync's own logs
-            log.debug("metrics endpoint: " + format, *args)
-
-    return MetricsHandler
-
-
-class _MetricsServer(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def handle_error(self, request: object, client_address: object) -> None:
-        # socketserver prints tracebacks to stderr, which would break JSON-lines logs
-        log.exception("metrics endpoint failed to answer a request")
-
-
-def serve_metrics(metrics: SyncMetrics, host: str, port: int) -> ThreadingHTTPServer:
-    """Serve /metrics and /healthz in a daemon thread; ``server.shutdown()`` stops it."""
-    try:
-        server = _MetricsServer((host, port), _handler_for(metrics))
-    except OSError as exc:
-        raise ConfigError(f"cannot serve metrics on {host}:{port}: {exc.strerror}") from None
-    thread = threading.Thread(target=server.serve_forever, name="fintoc-sync-metrics", daemon=True)
-    thread.start()
-    bound_host, bound_port = server.server_address[:2]
-    log.info("serving metrics on http://%s:%s/metrics and /healthz", bound_host, bound_port)
-    return server
+        """The /metrics body, Prometheus text format 0.0.4."""
+        return generate_latest(self.registry).decode()

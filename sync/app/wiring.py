@@ -27,8 +27,9 @@ from sync.run.backfill import Backfill
 from sync.run.context import Clock, utc_now
 from sync.run.movements import MovementSync
 from sync.run.pipeline import AccountHook, Pipeline
+from sync.run.webhooks import Received, Receiver, WebhookWorker
 from sync.store import vault
-from sync.store.db import make_sessionmaker
+from sync.store.db import make_sessionmaker, try_sync_lock
 
 
 @dataclass
@@ -126,6 +127,42 @@ class Wiring:
             cursor_days=max(
                 self.settings.movements_lookback_days, self.settings.movements_initial_days
             ),
+        )
+
+    def webhook_receiver(
+        self, engine: Engine, on_stored: Callable[[Received], None] = lambda r: None
+    ) -> Receiver:
+        """The webhook inbox writer (the signing secret and the vault key are required)."""
+        secret = self.settings.require_webhook_secret()
+        self.register_secrets([secret])
+        return Receiver(
+            sessions=make_sessionmaker(engine),
+            secret=secret,
+            cipher=vault.make_cipher(self.settings.require_encryption_key()),
+            register_secrets=self.register_secrets,
+            on_stored=on_stored,
+        )
+
+    def webhook_worker(
+        self,
+        engine: Engine,
+        client: FintocClient,
+        on_settled: Callable[[str, str], None] = lambda event_type, outcome: None,
+        clock: Clock = utc_now,
+    ) -> WebhookWorker:
+        """A worker that applies stored events with the poll's pipeline and movement sync.
+
+        ``clock`` is the sync's (date windows); the inbox's due times use the real clock.
+        """
+        return WebhookWorker(
+            sessions=make_sessionmaker(engine),
+            cipher=vault.make_cipher(self.settings.require_encryption_key()),
+            client=client,
+            sync_link=lambda: self.pipeline(engine, client, clock=clock).run,
+            account_hook=self.movement_sync(client, clock),
+            sync_lock=lambda: try_sync_lock(engine),
+            on_settled=on_settled,
+            register_secrets=self.register_secrets,
         )
 
 

@@ -24,9 +24,20 @@ def main(argv: list[str] | None = None) -> None:
         action="store_true",
         help="start at the current time and follow it (default: a fixed clock, 2026-11-01)",
     )
+    parser.add_argument("--webhook-url", help="deliver signed webhook events here")
+    parser.add_argument("--webhook-secret", help="the signing secret of --webhook-url")
     args = parser.parse_args(argv)
+    if args.webhook_url and not args.webhook_secret:
+        parser.error("--webhook-url needs --webhook-secret")
     serve_forever(
-        args.port, args.seed, args.links, sys.stdout, host=args.host, real_time=args.real_time
+        args.port,
+        args.seed,
+        args.links,
+        sys.stdout,
+        host=args.host,
+        real_time=args.real_time,
+        webhook_url=args.webhook_url,
+        webhook_secret=args.webhook_secret,
     )
 
 

@@ -104,8 +104,57 @@ def _list_institutions(world: World, request: Request, _: list[str]) -> Response
     return Response(200, [render.institution_full(i) for i in page], headers)
 
 
+def _exchange(world: World, request: Request, _: list[str]) -> Response:
+    token = request.params.get("exchange_token")
+    if not token:
+        raise bad_request(
+            "missing_parameter", "Missing required param: exchange_token", "exchange_token"
+        )
+    link = world.exchange(token)
+    if link is None:
+        raise not_found("exchange token", "invalid_exchange_token", "exchange_token")
+    body = render.link(link, world.accounts_of(link))
+    body["link_token"] = link.token  # the only response that shows it
+    return Response(200, body)
+
+
+def _create_refresh_intent(world: World, request: Request, _: list[str]) -> Response:
+    link = _link_from_query(world, request)
+    kind = "only_last"
+    if request.body:
+        try:
+            doc = json.loads(request.body)
+        except ValueError as exc:
+            raise bad_request("invalid_params", "Request body is not valid JSON", None) from exc
+        kind = doc.get("refresh_type", kind) if isinstance(doc, dict) else kind
+    if kind not in ("only_last", "historical"):
+        raise bad_request("invalid_params", "refresh_type must be only_last or historical", None)
+    return Response(201, world.request_refresh(link, kind).to_json())
+
+
+def _list_refresh_intents(world: World, request: Request, _: list[str]) -> Response:
+    link = _link_from_query(world, request)
+    with world.lock:
+        intents = list(reversed(world.realtime.intents.get(link.id, [])))
+    page, headers = paginate(request, intents)
+    return Response(200, [i.to_json() for i in page], headers)
+
+
+def _get_refresh_intent(world: World, request: Request, args: list[str]) -> Response:
+    link = _link_from_query(world, request)
+    with world.lock:
+        found = [i for i in world.realtime.intents.get(link.id, []) if i.id == args[0]]
+    if not found:
+        raise not_found("refresh intent")
+    return Response(200, found[0].to_json())
+
+
 ROUTES: list[tuple[str, re.Pattern[str], Handler]] = [
     ("GET", re.compile(r"/v1/links/?"), _list_links),
+    ("GET", re.compile(r"/v1/links/exchange/?"), _exchange),
+    ("POST", re.compile(r"/v1/refresh_intents/?"), _create_refresh_intent),
+    ("GET", re.compile(r"/v1/refresh_intents/?"), _list_refresh_intents),
+    ("GET", re.compile(r"/v1/refresh_intents/([^/]+)"), _get_refresh_intent),
     ("GET", re.compile(r"/v1/links/([^/]+)"), _get_link),
     ("PATCH", re.compile(r"/v1/links/([^/]+)"), _patch_link),
     ("DELETE", re.compile(r"/v1/links/([^/]+)"), _delete_link),

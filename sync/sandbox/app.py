@@ -11,6 +11,7 @@ from typing import Any, TextIO
 
 from sync.sandbox.faults import Faults
 from sync.sandbox.server import SANDBOX_SECRET_KEY, SandboxHTTPServer
+from sync.sandbox.webhooks import Deliverer
 from sync.sandbox.world import World
 
 
@@ -24,8 +25,17 @@ class Sandbox:
         host: str = "127.0.0.1",
         port: int = 0,
         secret_key: str = SANDBOX_SECRET_KEY,
+        webhook_url: str | None = None,
+        webhook_secret: str | None = None,
+        webhook_retry_base: float = 3.0,
     ) -> None:
         self.world = World(seed=seed, n_links=n_links)
+        self.webhooks: Deliverer | None = None
+        if webhook_url is not None:
+            if not webhook_secret:
+                raise ValueError("a webhook URL needs its signing secret")
+            self.webhooks = Deliverer(webhook_url, webhook_secret, retry_base=webhook_retry_base)
+            self.world.realtime.emit = self.webhooks.emit
         self.faults = Faults()
         self.secret_key = secret_key
         self._address = (host, port)
@@ -57,7 +67,9 @@ class Sandbox:
         return self
 
     def stop(self) -> None:
-        """Stop serving and close the socket."""
+        """Stop serving and close the socket (and the webhook delivery thread)."""
+        if self.webhooks is not None:
+            self.webhooks.close()
         server, self._server = self._server, None
         if server is not None:
             server.shutdown()
@@ -84,6 +96,11 @@ class Sandbox:
     def advance(self, hours: float = 0, days: float = 0) -> None:
         """Move the sandbox clock forward; the world evolves deterministically."""
         self.world.advance(hours=hours, days=days)
+
+    def create_link(self) -> tuple[str, str]:
+        """Connect a new link: (its id, a one-time exchange token); ``link.created`` is sent."""
+        link, exchange = self.world.create_link()
+        return link.id, exchange
 
     def truth(self, movements: bool | None = None) -> dict[str, Any]:
         """JSON-able snapshot of all state (movements included for small orgs)."""
@@ -116,6 +133,8 @@ def serve_forever(
     host: str = "127.0.0.1",
     real_time: bool = False,
     announce: Callable[[Sandbox, TextIO], None] | None = None,
+    webhook_url: str | None = None,
+    webhook_secret: str | None = None,
 ) -> None:
     """Run a sandbox in the foreground until SIGINT/SIGTERM.
 
@@ -131,7 +150,14 @@ def serve_forever(
     previous = {}
     if threading.current_thread() is threading.main_thread():  # signals need the main thread
         previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-    sandbox = Sandbox(seed=seed, n_links=n_links, host=host, port=port).start()
+    sandbox = Sandbox(
+        seed=seed,
+        n_links=n_links,
+        host=host,
+        port=port,
+        webhook_url=webhook_url,
+        webhook_secret=webhook_secret,
+    ).start()
     if real_time:
         _catch_up(sandbox)  # before anything is printed: the first request already sees now
         threading.Thread(

@@ -43,6 +43,12 @@ def _route(world: World, faults: Faults, request: Request) -> Response:
         flag = request.params.get("movements")
         movements = None if flag is None else flag.lower() in ("1", "true")
         return Response(200, world.truth(movements=movements))
+    if action == ("POST", "/_sandbox/links"):
+        link, exchange = world.create_link()
+        return Response(201, {"id": link.id, "exchange_token": exchange})
+    if action == ("POST", "/_sandbox/on_demand"):
+        world.realtime.on_demand = bool(_json(request).get("enabled", True))
+        return Response(200, {"on_demand": world.realtime.on_demand})
     if action == ("GET", "/_sandbox/tokens"):
         return Response(200, world.link_tokens())
     raise not_found("control route")

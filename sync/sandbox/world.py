@@ -29,8 +29,19 @@ from sync.sandbox.catalog import SCRIPTED_REMOVALS, default_org
 from sync.sandbox.clock import EPOCH, TICK, fmt_ts, parse_ts
 from sync.sandbox.model import Account, Balance, Link
 from sync.sandbox.movements import Movement, MovementSource
+from sync.sandbox.realtime import Intent, Realtime, refresh_intent_data
 
 _CREDIT_TYPES = ("line_of_credit", "credit_card")
+_CHANGED_KEYS = (
+    "id",
+    "type",
+    "amount",
+    "status",
+    "currency",
+    "post_date",
+    "description",
+    "pending",
+)
 #: ``truth()`` lists movements by default only for orgs up to this many accounts.
 TRUTH_MOVEMENTS_MAX_ACCOUNTS = 200
 
@@ -58,6 +69,7 @@ class World:
         self._by_token = {link.token: link.id for link in self.links.values()}
         self.movement_source = MovementSource(seed, EPOCH)
         self.movement_source.removals = self._scripted_removals()
+        self.realtime = Realtime()  # webhook events, exchange tokens, refresh intents
 
     def _scripted_removals(self) -> dict[str, datetime]:
         """Movement id → when the catalog makes the bank remove it."""
@@ -174,7 +186,7 @@ class World:
             link.deleted_at = self.now
 
     def advance(self, hours: float = 0, days: float = 0) -> None:
-        """Move the clock forward, applying every tick crossed."""
+        """Move the clock forward, applying every tick crossed (and pending refresh intents)."""
         delta = timedelta(hours=hours, days=days)
         if delta < timedelta(0):
             raise ValueError("the sandbox clock only moves forward")
@@ -184,6 +196,39 @@ class World:
             while self.tick < target:
                 self.tick += 1
                 self._apply_tick(self.tick)
+            for intent in self.realtime.pending_intents():
+                self._finish_intent(intent)
+
+    def create_link(self) -> tuple[Link, str]:
+        """A newly connected link (announced by ``link.created``) and its exchange token."""
+        with self.lock:
+            link, accounts, exchange = self.realtime.new_link(self.seed, self.now)
+            self.links[link.id] = link
+            self.accounts.update((a.id, a) for a in accounts)
+            self._by_token[link.token] = link.id
+            self.realtime.link_created(link, accounts)
+            return link, exchange
+
+    def exchange(self, exchange_token: str) -> Link | None:
+        """The link of a one-time exchange token (None if unknown or already used)."""
+        with self.lock:
+            link_id = self.realtime.exchange_tokens.pop(exchange_token, None)
+            return None if link_id is None else self.link_by_id(link_id)
+
+    def request_refresh(self, link: Link, kind: str = "only_last") -> Intent:
+        """POST /v1/refresh_intents (refusals raise the API error)."""
+        with self.lock:
+            return self.realtime.create_intent(link, kind, self.now)
+
+    def _finish_intent(self, intent: Intent) -> None:
+        link = self.links[intent.link_id]
+        intent.status, intent.finished_at = "succeeded", self.now
+        stamp = fmt_ts(self.now)
+        link.last_time_refreshed = stamp
+        for account in self.accounts_of(link):
+            account.refreshed_at = stamp
+            data = refresh_intent_data(account, "succeeded", self.now, 0, intent.type)
+            self.realtime.announce("account.refresh_intent.succeeded", data)
 
     # -- evolution -----------------------------------------------------------------
 
@@ -205,7 +250,10 @@ class World:
         if action == "delete":
             link.deleted_at = at
         elif action in ("active", "login_required"):
+            changed = link.status != action
             link.status = action
+            if changed and action == "login_required":
+                self.realtime.announce("link.credentials_changed", render.link(link, None))
 
     def _random_action(self, link: Link, k: int) -> str | None:
         u = _rand.unit(self.seed, "status", link.id, k)
@@ -226,6 +274,33 @@ class World:
             account.refreshed_at = stamp
             if _rand.unit(self.seed, "balance", account.id, k) < account.volatility:
                 account.balance = self._moved_balance(account, k)
+            if self.realtime.emit is not None:
+                self._announce_refresh(account, at)
+
+    def _announce_refresh(self, account: Account, at: datetime) -> None:
+        """The per-account events of a scheduled refresh at ``at`` (recent post dates)."""
+        since, new, modified, removed = at - TICK, 0, [], []
+        first = at.date() - timedelta(days=20)
+        for mov in self.movement_source.newest_first(account, first, at.date()):
+            if since < mov.available_at <= at:
+                new += 1
+            if mov.resolve_at is not None and since < mov.resolve_at <= at:
+                modified.append(mov.to_json(at))
+            if mov.removed_at is not None and since < mov.removed_at <= at:
+                removed.append(mov.id)
+        data = refresh_intent_data(account, "succeeded", at, new)
+        self.realtime.announce("account.refresh_intent.succeeded", data)
+        if modified:
+            changed = [{k: m.get(k) for k in _CHANGED_KEYS} for m in modified]
+            self.realtime.announce(
+                "account.refresh_intent.movements_modified",
+                {"account_id": account.id, "movements_changed": changed},
+            )
+        if removed:
+            self.realtime.announce(
+                "account.refresh_intent.movements_removed",
+                {"account_id": account.id, "movements_removed": removed},
+            )
 
     def _moved_balance(self, account: Account, k: int) -> Balance:
         r = _rand.rng(self.seed, "delta", account.id, k)

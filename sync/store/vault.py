@@ -184,3 +184,9 @@ def rotate_key(session: Session, old: Fernet, new: Fernet) -> int:
         row.token_encrypted = new.encrypt(_decrypt(old, row.token_encrypted).encode())
     session.flush()
     return len(rows)
+
+
+def token_for_link(session: Session, cipher: Fernet, link_id: str) -> str | None:
+    """The decrypted token bound to one link (None if none is), without decrypting others."""
+    blob = session.scalar(select(LinkToken.token_encrypted).where(LinkToken.link_id == link_id))
+    return None if blob is None else _decrypt(cipher, blob)

@@ -1,10 +1,15 @@
-"""The metrics registry, its text format, and /healthz semantics (pure, no I/O but HTTP)."""
+"""The metrics (prometheus_client, a registry per daemon) and /healthz semantics."""
 
 from __future__ import annotations
 
+import contextlib
+import socket
+import time
+
 import httpx
 
-from sync.app.metrics import Registry, SyncMetrics, serve_metrics
+from sync.app.http import Limits, serve_metrics
+from sync.app.metrics import SyncMetrics
 
 
 class FakeClock:
@@ -17,40 +22,31 @@ class FakeClock:
         return self.now
 
 
-def test_render_is_prometheus_text() -> None:
-    """HELP and TYPE precede samples; labels are quoted and escaped; summaries have _sum/_count."""
-    reg = Registry()
-    reg.declare("x_total", "counter", "X things", "kind", ["a"])
-    reg.declare("d_seconds", "summary", "Durations")
-    reg.inc("x_total", label='we"ird\\')
-    reg.observe("d_seconds", 1.5)
-    assert reg.render().splitlines() == [
-        "# HELP x_total X things",
-        "# TYPE x_total counter",
-        'x_total{kind="a"} 0',
-        'x_total{kind="we\\"ird\\\\"} 1',
-        "# HELP d_seconds Durations",
-        "# TYPE d_seconds summary",
-        "d_seconds_count 1",
-        "d_seconds_sum 1.5",
-    ]
-
-
 def test_every_series_is_exposed_before_the_first_cycle() -> None:
-    """All documented series appear at the first scrape, at zero."""
+    """All documented series appear at the first scrape, at zero, plus process metrics."""
     text = SyncMetrics().render()
     for name in (
-        "fintoc_sync_up 1",
-        "fintoc_sync_last_success_timestamp_seconds 0",
-        'fintoc_sync_runs_total{status="succeeded"} 0',
-        'fintoc_sync_runs_total{status="skipped"} 0',
-        "fintoc_sync_run_duration_seconds_count 0",
-        'fintoc_sync_rows_written_total{table="balance_snapshots"} 0',
-        "fintoc_sync_http_retries_total 0",
+        "fintoc_sync_up 1.0",
+        "fintoc_sync_last_success_timestamp_seconds 0.0",
+        'fintoc_sync_runs_total{status="succeeded"} 0.0',
+        'fintoc_sync_runs_total{status="skipped"} 0.0',
+        "fintoc_sync_run_duration_seconds_count 0.0",
+        'fintoc_sync_rows_written_total{table="balance_snapshots"} 0.0',
+        "fintoc_sync_http_retries_total 0.0",
         "# TYPE fintoc_sync_http_requests_total counter",
         "# TYPE fintoc_sync_links gauge",
+        "fintoc_sync_webhook_oldest_unprocessed_seconds 0.0",
+        "process_resident_memory_bytes",
     ):
         assert name in text
+
+
+def test_two_daemons_do_not_share_series() -> None:
+    """Each SyncMetrics has its own registry: counting in one leaves the other at zero."""
+    a, b = SyncMetrics(), SyncMetrics()
+    a.on_request("GET", 200, 1)
+    assert a.value("fintoc_sync_http_requests_total", status="200") == 1
+    assert b.value("fintoc_sync_http_requests_total", status="200") == 0
 
 
 def test_requests_are_counted_by_status_and_retries_by_attempt() -> None:
@@ -59,11 +55,10 @@ def test_requests_are_counted_by_status_and_retries_by_attempt() -> None:
     m.on_request("GET", 503, 1)
     m.on_request("GET", None, 2)
     m.on_request("GET", 200, 3)
-    reg = m.registry
-    assert reg.value("fintoc_sync_http_requests_total", "503") == 1
-    assert reg.value("fintoc_sync_http_requests_total", "error") == 1
-    assert reg.value("fintoc_sync_http_requests_total", "200") == 1
-    assert reg.value("fintoc_sync_http_retries_total") == 2
+    assert m.value("fintoc_sync_http_requests_total", status="503") == 1
+    assert m.value("fintoc_sync_http_requests_total", status="error") == 1
+    assert m.value("fintoc_sync_http_requests_total", status="200") == 1
+    assert m.value("fintoc_sync_http_retries_total") == 2
 
 
 def test_run_counts_rows_by_table_and_success_time() -> None:
@@ -71,11 +66,19 @@ def test_run_counts_rows_by_table_and_success_time() -> None:
     clock = FakeClock()
     m = SyncMetrics(clock=clock)
     m.run_finished("partial", {"accounts_upserted": 3, "movements_upserted": 7}, 2.0)
-    reg = m.registry
-    assert reg.value("fintoc_sync_rows_written_total", "accounts") == 3
-    assert reg.value("fintoc_sync_rows_written_total", "movements") == 7
-    assert reg.value("fintoc_sync_last_success_timestamp_seconds") == clock.now
-    assert reg.value("fintoc_sync_runs_total", "partial") == 1
+    assert m.value("fintoc_sync_rows_written_total", table="accounts") == 3
+    assert m.value("fintoc_sync_rows_written_total", table="movements") == 7
+    assert m.value("fintoc_sync_last_success_timestamp_seconds") == clock.now
+    assert m.value("fintoc_sync_runs_total", status="partial") == 1
+
+
+def test_links_gauge_is_replaced_as_a_whole() -> None:
+    """set_links drops statuses that are no longer given."""
+    m = SyncMetrics()
+    m.set_links({"active": 2, "login_required": 1})
+    m.set_links({"active": 3})
+    assert m.value("fintoc_sync_links", status="active") == 3
+    assert 'fintoc_sync_links{status="login_required"}' not in m.render()
 
 
 def test_health_fails_after_three_failures_in_a_row() -> None:
@@ -87,7 +90,7 @@ def test_health_fails_after_three_failures_in_a_row() -> None:
     assert m.health().ok
     m.cycle_failed(1.0)
     assert not m.health().ok
-    assert "fintoc_sync_up 0" in m.render()
+    assert "fintoc_sync_up 0.0" in m.render()
     m.run_finished("succeeded", {}, 1.0)
     assert m.health().ok
 
@@ -104,19 +107,43 @@ def test_health_fails_when_no_cycle_ends_within_the_grace() -> None:
 
 
 def test_endpoint_serves_metrics_and_healthz() -> None:
-    """/metrics is Prometheus text, /healthz is 200/503 JSON, anything else 404."""
+    """/metrics is Prometheus text, /healthz is 200/503 JSON, POST is 405, anything else 404."""
     m = SyncMetrics(failure_threshold=1)
     server = serve_metrics(m, "127.0.0.1", 0)
-    base = f"http://127.0.0.1:{server.server_address[1]}"
+    base = f"http://127.0.0.1:{server.address[1]}"
     try:
         scrape = httpx.get(f"{base}/metrics")
         assert scrape.headers["content-type"].startswith("text/plain; version=0.0.4")
-        assert "fintoc_sync_up 1" in scrape.text
+        assert "fintoc_sync_up 1.0" in scrape.text
         assert httpx.get(f"{base}/healthz").json()["ok"] is True
         m.cycle_failed(0.1)
         health = httpx.get(f"{base}/healthz")
         assert (health.status_code, health.json()["ok"]) == (503, False)
         assert httpx.get(f"{base}/nope").status_code == 404
+        assert httpx.post(f"{base}/healthz").status_code == 405
+        assert httpx.post(f"{base}/webhooks/fintoc").status_code == 404  # receiver not enabled
     finally:
         server.shutdown()
-        server.server_close()
+
+
+def test_idle_connections_beyond_the_limit_are_closed_and_healthz_still_answers() -> None:
+    """Idle sockets past connection_limit do not block /healthz; the timeout closes them."""
+    limits = Limits(threads=2, channel_timeout=1.0, connection_limit=4, cleanup_interval=0.3)
+    server = serve_metrics(SyncMetrics(), "127.0.0.1", 0, limits=limits)
+    port = server.address[1]
+    idle = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(12)]
+    try:
+        started = time.monotonic()
+        health = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=10)
+        assert health.status_code == 200
+        assert time.monotonic() - started < 8
+        closed = 0
+        for sock in idle:
+            sock.settimeout(6)
+            with contextlib.suppress(TimeoutError):
+                closed += sock.recv(1) == b""  # EOF: the server hung up on the idle client
+        assert closed >= 4  # at least the ones it had accepted; the rest were never accepted
+    finally:
+        for sock in idle:
+            sock.close()
+        server.shutdown()
