@@ -106,6 +106,7 @@ class SyncMetrics:
         self.registry = CollectorRegistry(auto_describe=True)
         self._clock = clock
         self._started = clock()
+        self._last_success: float | None = None
         self._threshold = failure_threshold
         self._grace = startup_grace
         self._max_age = max_age
@@ -216,7 +217,8 @@ class SyncMetrics:
             self._cycles_ended += 1
             if status in SUCCESS_STATUSES:
                 self._failures = 0
-                self.last_success.set(self._clock())
+                self._last_success = self._clock()
+                self.last_success.set(self._last_success)
             elif status in FAILURE_STATUSES:
                 self._failures += 1
             self.consecutive.set(self._failures)
@@ -233,7 +235,8 @@ class SyncMetrics:
             ended, failures = self._cycles_ended, self._failures
         if failures >= self._threshold:
             return Health(False, f"the last {failures} cycles failed")
-        last = self.value("fintoc_sync_last_success_timestamp_seconds") or self._started
+        # an attribute, not the registry: reading the registry collects `up`, which asks us
+        last = self._last_success or self._started
         age = self._clock() - last
         if self._max_age is not None and age > self._max_age:
             return Health(

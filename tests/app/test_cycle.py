@@ -61,11 +61,11 @@ def test_failing_cycles_are_logged_and_the_schedule_goes_on(
     assert {r.status for r in finished} == {"failed"}
     assert all("ServerError" in (r.error_summary or "") or r.errors for r in finished)
     assert "list:ServerError" in caplog.text
-    registry = daemon.metrics.registry
-    assert registry.value("fintoc_sync_runs_total", "failed") >= 2
-    assert registry.value("fintoc_sync_http_requests_total", "503") >= 4
-    assert registry.value("fintoc_sync_http_retries_total") >= 2
-    failures = registry.value("fintoc_sync_consecutive_failures")
+    metrics = daemon.metrics
+    assert metrics.value("fintoc_sync_runs_total", status="failed") >= 2
+    assert metrics.value("fintoc_sync_http_requests_total", status="503") >= 4
+    assert metrics.value("fintoc_sync_http_retries_total") >= 2
+    failures = metrics.value("fintoc_sync_consecutive_failures")
     assert failures >= 2
     assert daemon.metrics.health().ok == (failures < 3)
 
@@ -102,7 +102,7 @@ def test_cycle_with_the_database_down_is_logged_not_raised(
     assert "cycle failed (OperationalError)" in caplog.text
     assert "the next cycle runs as scheduled" in caplog.text
     assert ":pw@" not in caplog.text
-    assert daemon.metrics.registry.value("fintoc_sync_runs_total", "error") == 1
+    assert daemon.metrics.value("fintoc_sync_runs_total", status="error") == 1
 
 
 def test_cycle_after_stop_does_nothing(daemon: Daemon, sessions: sessionmaker[Session]) -> None:

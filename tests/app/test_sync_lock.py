@@ -67,7 +67,7 @@ def test_skips_in_a_row_warn_and_name_the_holder(
         assert held is not None
         outcomes = [daemon.cycle() for _ in range(SKIP_WARNING)]
     assert outcomes == ["skipped"] * SKIP_WARNING
-    assert daemon.metrics.registry.value("fintoc_sync_runs_total", "skipped") == SKIP_WARNING
+    assert daemon.metrics.value("fintoc_sync_runs_total", status="skipped") == SKIP_WARNING
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert any("held by role" in w and "fintoc-sync" in w for w in warnings)
     assert daemon.cycle() in {"succeeded", "partial"} and daemon.skips_in_a_row == 0

@@ -45,10 +45,14 @@ def test_sigkill_mid_processing_loses_no_event_and_applies_none_twice(
 ) -> None:
     """Events stored, daemon SIGKILLed while applying them, restarted: each applied once."""
     port = free_port()
-    env = {"FINTOC_WEBHOOK_SECRET": SECRET, "FINTOC_SYNC_REQUESTS_PER_SECOND": "500"}
+    env = {
+        "FINTOC_WEBHOOK_SECRET": SECRET,
+        "FINTOC_SYNC_REQUESTS_PER_SECOND": "500",
+        "FINTOC_SYNC_WEBHOOK_WORKERS": "1",  # one event at a time: the kill finds work left
+    }
     daemon = start_daemon("--every", "1h", "--webhook-port", str(port), env=env)
     wait_for(lambda: _accounts(engine), 30, "the first cycle to load accounts")
-    sandbox.faults.add("latency", path=r"^/v1/links/[^/]+$", times=None, seconds=0.4)
+    sandbox.faults.add("latency", path=r"^/v1/links/[^/]+$", times=None, seconds=1.0)
     accounts = _accounts(engine)
     for account_id in accounts:
         event = make_event("account.refresh_intent.succeeded", {"refreshed_object_id": account_id})
