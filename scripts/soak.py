@@ -138,13 +138,14 @@ class Tally:
 class Soak:
     """One daemon, one sandbox, one database, many cycles."""
 
-    def __init__(self, runner: chaos.Runner, seed: int) -> None:
+    def __init__(self, runner: chaos.Runner, seed: int, *, kills: bool = True) -> None:
         self.ctx = runner._ctx(0, warm=True)  # the chaos suite's database + sandbox + env
         self.ctx.env["FINTOC_SYNC_HEALTH_MAX_AGE"] = "600"
         self.rng = random.Random(f"soak:{seed}")
         self.daemon = DaemonProc(self.ctx)
         self.tally = Tally()
         self.changed_at = datetime.now(UTC)
+        self.kills = kills
 
     # -------------------------------------------------------------- database views
 
@@ -221,7 +222,7 @@ class Soak:
         elif roll < 0.10 and not quick:
             self.ctx.pg.restart()
             self.tally.faults["db:restart"] += 1
-        elif roll < 0.14:
+        elif roll < 0.14 and self.kills:
             self._during_cycle("process:sigkill")
 
     def _during_cycle(self, kind: str) -> None:
@@ -374,12 +375,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--seconds", type=float, help="time bound (quick 25, full 900)")
     parser.add_argument("--cycles", type=int, help="cycle bound (quick 12, full 600)")
+    parser.add_argument(
+        "--no-kills", action="store_true", help="no SIGKILL: one daemon process throughout"
+    )
     args = parser.parse_args(argv)
     seconds = args.seconds or (25 if args.quick else 900)
     cycles = args.cycles or (12 if args.quick else 600)
     with tempfile.TemporaryDirectory(prefix="fintoc-soak-") as tmp:
         runner = chaos.Runner(Path(tmp), args.seed, verbose=False)
-        soak = Soak(runner, args.seed)
+        soak = Soak(runner, args.seed, kills=not args.no_kills)
         try:
             result = soak.run(seconds, cycles, args.quick)
         finally:
