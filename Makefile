@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help venv demo test test-fast sdk-fidelity lint format typecheck check chaos bench bench-load clean
+.PHONY: help venv demo test test-fast sdk-fidelity lint format typecheck check chaos soak bench bench-load clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -50,6 +50,9 @@ check: lint typecheck test ## everything CI cares about
 
 chaos: $(STAMP) ## the fault-injection suite, full size
 	$(BIN)/python scripts/chaos.py
+
+soak: $(STAMP) ## the daemon for ~15 min under a seeded random fault schedule (stops by itself)
+	$(BIN)/python scripts/soak.py $(SOAK_ARGS)
 
 bench: $(STAMP) ## benchmarks (print figures; never asserted)
 	$(BIN)/python scripts/bench_movements.py
