@@ -32,15 +32,25 @@ class Sandbox:
         self.world = World(seed=seed, n_links=n_links)
         self.webhooks: Deliverer | None = None
         if webhook_url is not None:
-            if not webhook_secret:
-                raise ValueError("a webhook URL needs its signing secret")
-            self.webhooks = Deliverer(webhook_url, webhook_secret, retry_base=webhook_retry_base)
-            self.world.realtime.emit = self.webhooks.emit
+            self.deliver_webhooks(webhook_url, webhook_secret, retry_base=webhook_retry_base)
         self.faults = Faults()
         self.secret_key = secret_key
         self._address = (host, port)
         self._server: SandboxHTTPServer | None = None
         self._thread: threading.Thread | None = None
+
+    def deliver_webhooks(
+        self, url: str, secret: str | None, *, retry_base: float = 3.0
+    ) -> Deliverer:
+        """From now on, deliver signed events to url (``truth()`` then has ``webhooks``)."""
+        if not secret:
+            raise ValueError("a webhook URL needs its signing secret")
+        if self.webhooks is not None:
+            self.webhooks.close()
+        self.webhooks = Deliverer(url, secret, retry_base=retry_base)
+        self.world.realtime.emit = self.webhooks.emit
+        self.world.realtime.report = self.webhooks.report
+        return self.webhooks
 
     @property
     def url(self) -> str:

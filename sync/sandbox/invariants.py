@@ -46,6 +46,24 @@ Movements (accounts compared as above)
   * Duplicate movements are impossible by the primary key; a duplicate id across
     accounts would show as M-present mismatch (``account_id`` is compared).
 
+Webhook inbox (``fintoc.webhook_events``; the sandbox's delivery record is
+``truth["webhooks"]``: per event id its type, whether it was a forgery, and the HTTP
+status of each delivery attempt)
+  * **W-token**: always: no stored ``payload`` holds a ``link_token`` key at any depth,
+    and no payload or ``error`` contains the text of any link token the sandbox has.
+  * **W-stored**: every event delivered with a good signature and answered 2xx is in
+    the inbox, with the type the sandbox sent (lost when missing).
+  * **W-once**: one row per event id (duplicate), and its ``deliveries`` count is at
+    least the number of 2xx answers the event got (each 2xx is a stored delivery; fewer
+    means a 2xx that was not stored: lost).
+  * **W-forged**: no stored row whose id the sandbox only ever sent with a bad
+    signature, and none it never sent at all.
+  * **W-token-registered**: for each stored ``link.created``, the token of its link is
+    registered in ``link_tokens`` (lost otherwise).
+  * **W-drained**: with ``inbox_drained=True`` (the daemon had the time to apply
+    everything and stopped), no event is still ``received`` (lost: never applied), and
+    none is ``failed`` (every event the sandbox sends is about something it has).
+
 Runs
   * **R-running**: with ``allow_running=False``, no ``sync_runs`` row is still
     ``running`` (a finished or killed run must be closed, ``abandoned`` at worst).
@@ -460,6 +478,96 @@ def _check_movement(
     return [Violation("M-present", "mismatch", mid, "; ".join(diffs))] if diffs else []
 
 
+def _has_link_token_key(value: object) -> bool:
+    if isinstance(value, dict):
+        return "link_token" in value or any(_has_link_token_key(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_has_link_token_key(v) for v in value)
+    return False
+
+
+def _check_inbox(engine: Engine, truth: dict[str, Any], *, drained: bool) -> list[Violation]:
+    out: list[Violation] = []
+    rows = _rows(
+        engine,
+        "SELECT id, type, status, deliveries, payload, error, payload::text AS raw "
+        "FROM fintoc.webhook_events",
+    )
+    tokens = [link["link_token"] for link in truth["links"] if link.get("link_token")]
+    by_id: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        by_id[row["id"]].append(row)
+        text_seen = (row["raw"] or "") + (row["error"] or "")
+        if _has_link_token_key(row["payload"]) or any(t in text_seen for t in tokens):
+            out.append(Violation("W-token", "mismatch", row["id"], "a link token is stored"))
+    for eid, copies in by_id.items():
+        if len(copies) > 1:
+            out.append(Violation("W-once", "duplicate", eid, f"{len(copies)} rows"))
+    out += _check_deliveries(truth.get("webhooks"), by_id)
+    out += _check_created_tokens(engine, truth, rows)
+    if drained:
+        for row in rows:
+            if row["status"] == "received":
+                out.append(Violation("W-drained", "lost", row["id"], f"{row['type']} unapplied"))
+            elif row["status"] == "failed":
+                detail = f"{row['type']} failed: {(row['error'] or '')[:200]}"
+                out.append(Violation("W-drained", "mismatch", row["id"], detail))
+    return out
+
+
+def _check_deliveries(
+    report: list[dict[str, Any]] | None, by_id: dict[str, list[dict[str, Any]]]
+) -> list[Violation]:
+    if report is None:  # the sandbox delivered nothing: nothing to compare
+        return []
+    out: list[Violation] = []
+    sent = {e["id"]: e for e in report}
+    for event in report:
+        eid, stored = event["id"], by_id.get(event["id"])
+        acked = sum(1 for status in event["answers"] if status is not None and 200 <= status < 300)
+        if event["forged"]:
+            if stored:
+                out.append(Violation("W-forged", "mismatch", eid, "a forged event is stored"))
+            continue
+        if not acked:
+            continue
+        if not stored:
+            out.append(Violation("W-stored", "lost", eid, f"{event['type']} got 2xx, not stored"))
+            continue
+        row = stored[0]
+        if row["type"] != event["type"]:
+            detail = f"type: db={row['type']!r} sent={event['type']!r}"
+            out.append(Violation("W-stored", "mismatch", eid, detail))
+        if (row["deliveries"] or 0) < acked:
+            detail = f"{acked} answers 2xx, {row['deliveries']} deliveries stored"
+            out.append(Violation("W-once", "lost", eid, detail))
+    out += [
+        Violation("W-forged", "mismatch", eid, "the sandbox never sent this event")
+        for eid in sorted(set(by_id) - set(sent))
+    ]
+    return out
+
+
+def _check_created_tokens(
+    engine: Engine, truth: dict[str, Any], rows: Sequence[dict[str, Any]]
+) -> list[Violation]:
+    created = [r for r in rows if r["type"] == "link.created"]
+    if not created:
+        return []
+    registered = {
+        r["fingerprint"] for r in _rows(engine, "SELECT fingerprint FROM fintoc.link_tokens")
+    }
+    token_of = {link["id"]: link.get("link_token") for link in truth["links"]}
+    out: list[Violation] = []
+    for row in created:
+        data = (row["payload"] or {}).get("data") or {}
+        token = token_of.get(data.get("id")) if isinstance(data, dict) else None
+        if token and _fingerprint(token) not in registered:
+            detail = f"the token of {data.get('id')} is not in link_tokens"
+            out.append(Violation("W-token-registered", "lost", row["id"], detail))
+    return out
+
+
 def _check_runs(engine: Engine) -> list[Violation]:
     return [
         Violation("R-running", "mismatch", f"sync_runs {r['id']}", f"{r['kind']} still running")
@@ -474,11 +582,13 @@ def check_invariants(
     lookback_days: int = 7,
     settled_days: int = SETTLED_DAYS,
     allow_running: bool = True,
+    inbox_drained: bool = False,
 ) -> list[Violation]:
     """Every rule of the module docstring; an empty list means the database is consistent.
 
     ``lookback_days`` must be the sync's ``FINTOC_SYNC_LOOKBACK_DAYS``; ``truth`` must come
-    from ``truth(movements=True)`` for movements to be compared.
+    from ``truth(movements=True)`` for movements to be compared. ``inbox_drained``: every
+    webhook event should have been applied by now (W-drained).
     """
     links = compared_links(engine, truth)
     violations = _check_links(engine, truth)
@@ -488,6 +598,7 @@ def check_invariants(
     violations += _check_movements(
         engine, truth, links, lookback_days=lookback_days, settled_days=settled_days
     )
+    violations += _check_inbox(engine, truth, drained=inbox_drained)
     if not allow_running:
         violations += _check_runs(engine)
     return violations
@@ -535,6 +646,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--no-running", action="store_true", help="a sync_runs row still running is a violation"
     )
+    parser.add_argument(
+        "--drained",
+        action="store_true",
+        help="a webhook event still received or failed is a violation",
+    )
     args = parser.parse_args(argv)
     if not (args.database_url and args.api_url and args.secret_key):
         print("need --database-url, --api-url and --secret-key (or their env)", file=sys.stderr)
@@ -543,7 +659,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         truth = fetch_truth(args.api_url, args.secret_key)
         violations = check_invariants(
-            engine, truth, lookback_days=args.lookback_days, allow_running=not args.no_running
+            engine,
+            truth,
+            lookback_days=args.lookback_days,
+            allow_running=not args.no_running,
+            inbox_drained=args.drained,
         )
     finally:
         engine.dispose()

@@ -77,6 +77,8 @@ class Realtime:
     """Per-world state of events, exchanges and refresh intents (guarded by world.lock)."""
 
     emit: Emit | None = None
+    #: what the deliverer did with each event (``truth()["webhooks"]``), when it delivers
+    report: Callable[[], list[dict[str, Any]]] | None = None
     on_demand: bool = True
     exchange_tokens: dict[str, str] = field(default_factory=dict)
     intents: dict[str, list[Intent]] = field(default_factory=dict)

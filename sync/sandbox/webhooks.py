@@ -8,12 +8,18 @@ is retried with exponential backoff starting at ``retry_base`` (3 s at Fintoc), 
 
 Faults, each for the next ``times`` events: ``duplicate`` (delivered ``copies`` times),
 ``reorder`` (held back until the next event went first), ``delay`` (``seconds`` before
-the first attempt), ``bad_signature`` (a forged copy signed with another secret, sent
-once before the real event and never retried).
+the first attempt), ``bad_signature`` (a forgery: a copy of the event under a new id,
+signed with another secret, sent once before the real event and never retried — a
+receiver that stores it shows an id Fintoc never signed).
+
+Every attempt is recorded (``report()``: per event id, its type, whether it was forged
+and the HTTP status of each attempt, None for no answer), so an invariant checker can
+tell which events the receiver acknowledged.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import heapq
 import hmac
@@ -60,6 +66,19 @@ class _Attempt:
     bad_signature: bool = field(default=False, compare=False)
 
 
+def _forgery(event: dict[str, Any]) -> dict[str, Any]:
+    """The event's data under a new id: what an attacker without the secret would send."""
+    return {**event, "id": "evt_" + uuid.uuid4().hex[:24]}
+
+
+def _data_id(event: dict[str, Any]) -> str | None:
+    data = event.get("data")
+    if not isinstance(data, dict):
+        return None
+    value = data.get("id") or data.get("account_id") or data.get("refreshed_object_id")
+    return value if isinstance(value, str) else None
+
+
 class Deliverer:
     """A background thread that POSTs events to one URL with retries and faults."""
 
@@ -83,6 +102,7 @@ class Deliverer:
         self._held: list[_Attempt] = []
         self._in_flight = 0
         self.sent: list[dict[str, Any]] = []  # every event emitted, in emission order
+        self._answers: dict[str, dict[str, Any]] = {}  # event id → what report() returns
         self.stats = {
             "attempts": 0,
             "delivered": 0,
@@ -119,9 +139,12 @@ class Deliverer:
             bad = self._take("bad_signature", "x", 1.0) > 0
             reorder = self._take("reorder", "x", 1.0) > 0
             attempts = [_Attempt(now + delay, next(self._seq), event) for _ in range(copies)]
+            self._record(event, forged=False)
             if bad:
+                forged = _forgery(event)
+                self._record(forged, forged=True)
                 attempts.insert(
-                    0, _Attempt(now + delay, next(self._seq), event, bad_signature=True)
+                    0, _Attempt(now + delay, next(self._seq), forged, bad_signature=True)
                 )
             if reorder:
                 self._held.extend(attempts)
@@ -133,6 +156,23 @@ class Deliverer:
                     heapq.heappush(self._queue, held)
                 self._held.clear()
             self._cond.notify()
+
+    def _record(self, event: dict[str, Any], *, forged: bool) -> None:
+        self._answers.setdefault(
+            event["id"],
+            {
+                "id": event["id"],
+                "type": event.get("type"),
+                "data_id": _data_id(event),
+                "forged": forged,
+                "answers": [],
+            },
+        )
+
+    def report(self) -> list[dict[str, Any]]:
+        """Per event id (forgeries included): type, data id, forged, each attempt's status."""
+        with self._cond:
+            return [{**v, "answers": list(v["answers"])} for v in self._answers.values()]
 
     def _take(self, kind: str, param: str, default: float) -> float:
         rule = self._faults.get(kind)
@@ -176,10 +216,12 @@ class Deliverer:
                     return
                 attempt = heapq.heappop(self._queue)
                 self._in_flight += 1
-            ok = self._post(attempt)
+            status = self._post(attempt)
+            ok = status is not None and 200 <= status < 300
             with self._cond:
                 self._in_flight -= 1
                 self.stats["attempts"] += 1
+                self._answers[attempt.event["id"]]["answers"].append(status)
                 if ok:
                     self.stats["delivered"] += 1
                 elif attempt.bad_signature:  # a forgery is not retried
@@ -193,7 +235,8 @@ class Deliverer:
                 else:
                     self.stats["dropped"] += 1
 
-    def _post(self, attempt: _Attempt) -> bool:
+    def _post(self, attempt: _Attempt) -> int | None:
+        """The HTTP status of one attempt (None: no answer — refused, reset, timed out)."""
         body = json.dumps(attempt.event, separators=(",", ":")).encode()
         secret = "not-the-secret" if attempt.bad_signature else self.secret
         header = signature_header(secret, body, int(self._clock()))
@@ -205,6 +248,12 @@ class Deliverer:
         )
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310
-                return 200 <= int(response.status) < 300
+                status = int(response.status)  # the answer counts once its status line came
+                with contextlib.suppress(OSError):
+                    response.read()
+                return status
+        except urllib.error.HTTPError as exc:
+            exc.close()
+            return int(exc.code)
         except (urllib.error.URLError, OSError, ValueError):
-            return False
+            return None

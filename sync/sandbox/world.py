@@ -330,6 +330,8 @@ class World:
                 snapshot["movements"] = {
                     a.id: self._movements_truth(a) for a in self.accounts.values()
                 }
+            if self.realtime.report is not None:
+                snapshot["webhooks"] = self.realtime.report()
             return snapshot
 
     def _link_truth(self, link: Link) -> dict[str, Any]:

@@ -267,3 +267,59 @@ def test_a_burst_of_a_thousand_events_is_stored_and_processed(rt: Realtime) -> N
     assert rt.rows("SELECT status, count(*) FROM fintoc.webhook_events GROUP BY 1") == [
         ("processed", 1000)
     ]
+
+
+def _inbox_rules(rt: Realtime, *, drained: bool = True) -> list[tuple[str, str]]:
+    from sync.sandbox.invariants import check_invariants
+
+    violations = check_invariants(rt.engine, rt.sb.truth(movements=False), inbox_drained=drained)
+    return sorted((v.rule, v.category) for v in violations if v.rule.startswith("W-"))
+
+
+def test_the_invariant_checker_holds_the_inbox_to_what_the_sandbox_delivered(
+    rt: Realtime,
+) -> None:
+    """Duplicated, forged and reordered deliveries leave a clean inbox; tampering is caught."""
+    assert rt.sb.webhooks is not None
+    rt.sb.webhooks.fault("duplicate", times=2, copies=3)
+    rt.sb.webhooks.fault("bad_signature", times=2)
+    rt.sb.webhooks.fault("reorder", times=1)
+    first, _ = rt.sb.create_link()
+    second, _ = rt.sb.create_link()
+    rt.delivered()
+    report = {e["id"]: e for e in rt.sb.truth()["webhooks"]}
+    forged = [e for e in report.values() if e["forged"]]
+    assert len(forged) == 2 and all(e["answers"] == [401] for e in forged)
+    assert sorted(len(e["answers"]) for e in report.values() if not e["forged"]) == [3, 3]
+    assert _inbox_rules(rt) == [("W-drained", "lost"), ("W-drained", "lost")]  # not applied yet
+    assert rt.drain() == 2
+    assert _inbox_rules(rt) == []
+    created = rt.scalar("SELECT id FROM fintoc.webhook_events WHERE subject = :s", s=first)
+    token = rt.sb.world.links[first].token
+    events = "UPDATE fintoc.webhook_events SET"
+    # each tampering adds one violation of its rule (they accumulate)
+    tampering = [
+        (
+            f"{events} payload = jsonb_set(payload, '{{data,note}}',"
+            " to_jsonb(CAST(:token AS text))) WHERE id = :created",
+            ("W-token", "mismatch"),
+        ),
+        (f"{events} deliveries = 2 WHERE id = :created", ("W-once", "lost")),
+        ("DELETE FROM fintoc.link_tokens WHERE link_id = :first", ("W-token-registered", "lost")),
+        (f"{events} status = 'received' WHERE id = :created", ("W-drained", "lost")),
+        (
+            "INSERT INTO fintoc.webhook_events (id, type, received_at, status, attempts,"
+            " next_attempt_at, payload, deliveries) VALUES (:forged, 'link.created', now(),"
+            " 'processed', 1, now(), '{}', 1)",
+            ("W-forged", "mismatch"),
+        ),
+        ("DELETE FROM fintoc.webhook_events WHERE subject = :second", ("W-stored", "lost")),
+    ]
+    params = {"token": token, "created": created, "first": first, "second": second}
+    params["forged"] = forged[0]["id"]
+    expected: list[tuple[str, str]] = []
+    for sql, violation in tampering:
+        with rt.engine.begin() as conn:
+            conn.execute(text(sql), {k: v for k, v in params.items() if f":{k}" in sql})
+        expected.append(violation)
+        assert _inbox_rules(rt) == sorted(expected), sql
