@@ -209,7 +209,12 @@ class Ctx:
         """The invariant check against the sandbox's truth now."""
         truth = self.sb.truth(movements=True)
         return check_invariants(
-            self.engine, truth, lookback_days=LOOKBACK_DAYS, allow_running=allow_running
+            self.engine,
+            truth,
+            lookback_days=LOOKBACK_DAYS,
+            allow_running=allow_running,
+            # once every process has stopped, every stored event must have been applied
+            inbox_drained=not allow_running,
         )
 
 
@@ -420,6 +425,97 @@ def kill_backfill(iterations: int) -> Body:
     return body
 
 
+# ---------------------------------------------------------------- webhooks
+
+WEBHOOK_SECRET = "whsec_chaos_0123456789abcdef"  # noqa: S105 - a throwaway of this suite
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _inbox(ctx: Ctx, where: str = "true") -> int:
+    return int(ctx.sql(f"SELECT count(*) FROM fintoc.webhook_events WHERE {where}")[0][0])  # noqa: S608
+
+
+def webhook_faults(faults: list[tuple[str, dict[str, float]]], kills: int = 0) -> Body:
+    """The daemon receives what the sandbox announces, under webhook faults.
+
+    The sandbox delivers to a daemon's receiver (retries every 0.2 s, doubling) while its
+    clock advances two refreshes and a link is connected (``link.created`` with its
+    token); ``faults`` are armed on the deliverer (``times`` events each). With ``kills``,
+    the account reads are slowed and the daemon is SIGKILLed mid-processing that many
+    times and restarted on the same port (the deliverer's retries find it again). The
+    body waits until the sandbox has nothing left to deliver and the inbox is drained,
+    then stops the daemon with SIGTERM (exit 0); the invariants check the inbox against
+    the sandbox's record of what it delivered and what got 2xx (W-* rules).
+    """
+
+    def body(ctx: Ctx) -> None:
+        port = _free_port()
+        deliverer = ctx.sb.deliver_webhooks(
+            f"http://127.0.0.1:{port}/webhooks/fintoc", WEBHOOK_SECRET, retry_base=0.2
+        )
+        env = {"FINTOC_WEBHOOK_SECRET": WEBHOOK_SECRET, "FINTOC_SYNC_WEBHOOK_WORKERS": "2"}
+        args = ("daemon", "--every", "1h", "--webhook-port", str(port))
+        proc = ctx.spawn(*args, env=env)
+        done = (
+            "SELECT count(*) FROM fintoc.sync_runs "
+            "WHERE kind = 'daemon' AND finished_at IS NOT NULL"
+        )
+        _wait(lambda: int(ctx.sql(done)[0][0]) >= 1, 60, "the daemon's first cycle")
+        for kind, params in faults:
+            times = int(params.get("times", 1))
+            deliverer.fault(kind, times, **{k: v for k, v in params.items() if k != "times"})
+            ctx.faults += times
+        if kills:  # each account event re-reads its link: slow enough to be killed in it
+            ctx.fault("latency", path=r"^/v1/links/[^/]+$", times=None, seconds=0.3)
+        ctx.sb.advance(hours=6)
+        ctx.sb.create_link()
+        ctx.sb.advance(hours=6)
+        for _ in range(kills):
+            try:
+                _wait(lambda: _inbox(ctx, "status <> 'received'") >= 1, 30, "an event applied")
+            except ScenarioFailed:
+                proc.kill()
+                raise ScenarioFailed(
+                    f"nothing applied: {ctx.finish(proc).output[-4000:]}"
+                ) from None
+            time.sleep(ctx.rng.uniform(0.0, 0.5))
+            if _inbox(ctx, "status = 'received'") == 0:
+                ctx.notes.append("the inbox was drained before the kill")
+            proc.send_signal(signal.SIGKILL)
+            ctx.faults += 1
+            ctx.finish(proc)
+            ctx.sb.advance(hours=6)  # more events while it is down: retried until it is back
+            proc = ctx.spawn(*args, env=env)
+            ctx.reruns += 1
+        ctx.sb.faults.clear()
+        if not deliverer.wait_idle(90):
+            ctx.notes.append("the sandbox still had deliveries queued")
+        try:
+            _wait(lambda: _inbox(ctx, "status = 'received'") == 0, 90, "the inbox drained")
+        except ScenarioFailed:
+            ctx.notes.append("the inbox did not drain in 90 s")  # W-drained reports it
+        proc.send_signal(signal.SIGTERM)
+        expect(ctx.finish(proc, 60), {0}, "daemon with webhooks stopped by SIGTERM")
+        if _inbox(ctx) == 0:
+            raise ScenarioFailed("no webhook event was stored")
+        report = deliverer.report()
+        answers = [a for e in report for a in e["answers"]]
+        ctx.notes.append(
+            f"{len(deliverer.sent)} events sent ({sum(e['forged'] for e in report)} forgeries),"
+            f" {len(answers)} attempts, {sum(a is not None and a < 300 for a in answers)} 2xx,"
+            f" {sum(a is None for a in answers)} unanswered; inbox {_inbox(ctx)} rows"
+        )
+
+    return body
+
+
 def concurrent(ctx: Ctx) -> None:
     """Four `sync` processes and a `backfill` at once: all exit 0, nothing doubled."""
     since = (ctx.sb.world.now - timedelta(days=60)).date().isoformat()
@@ -529,6 +625,55 @@ def scenarios(kills: int) -> list[Scenario]:
             f"SIGKILL backfill ×{kills}", "process", kill_backfill(kills), stable=False, warm=False
         ),
         Scenario("4 syncs + a backfill at once", "process", concurrent, warm=False),
+        Scenario(
+            "webhooks: duplicates, reordering, delays, forgeries, SIGKILL ×1",
+            "webhooks",
+            webhook_faults(
+                [
+                    ("duplicate", {"times": 8, "copies": 3}),
+                    ("reorder", {"times": 3}),
+                    ("delay", {"times": 4, "seconds": 1.5}),
+                    ("bad_signature", {"times": 4}),
+                ],
+                kills=1,
+            ),
+            stable=False,
+        ),
+        Scenario(
+            "webhooks: duplicates ×3",
+            "webhooks",
+            webhook_faults([("duplicate", {"times": 1000, "copies": 3})]),
+            stable=False,
+            quick=False,
+        ),
+        Scenario(
+            "webhooks: reordering",
+            "webhooks",
+            webhook_faults([("reorder", {"times": 10})]),
+            stable=False,
+            quick=False,
+        ),
+        Scenario(
+            "webhooks: delays",
+            "webhooks",
+            webhook_faults([("delay", {"times": 1000, "seconds": 2.0})]),
+            stable=False,
+            quick=False,
+        ),
+        Scenario(
+            "webhooks: forged signatures",
+            "webhooks",
+            webhook_faults([("bad_signature", {"times": 1000})]),
+            stable=False,
+            quick=False,
+        ),
+        Scenario(
+            f"webhooks: SIGKILL mid-processing ×{max(1, kills // 4)}",
+            "webhooks",
+            webhook_faults([("duplicate", {"times": 20, "copies": 2})], kills=max(1, kills // 4)),
+            stable=False,
+            quick=False,
+        ),
     ]
 
 
@@ -644,6 +789,8 @@ class Runner:
         except ScenarioFailed as exc:
             row.error = str(exc)
         finally:
+            for note in ctx.notes:
+                print(f"    note: {note}", file=sys.stderr)
             row.faults, row.reruns = ctx.faults, ctx.reruns
             row.seconds = time.monotonic() - started
             ctx.engine.dispose()
