@@ -13,8 +13,9 @@ signed with another secret, sent once before the real event and never retried â€
 receiver that stores it shows an id Fintoc never signed).
 
 Every attempt is recorded (``report()``: per event id, its type, whether it was forged
-and the HTTP status of each attempt, None for no answer), so an invariant checker can
-tell which events the receiver acknowledged.
+and the HTTP status of each attempt, None for no answer; the wall-clock time of the
+first attempt), so an invariant checker can tell which events the receiver acknowledged
+and a benchmark when each was delivered.
 """
 
 from __future__ import annotations
@@ -166,6 +167,7 @@ class Deliverer:
                 "data_id": _data_id(event),
                 "forged": forged,
                 "answers": [],
+                "first_attempt_at": None,  # wall clock (unix) of the first POST
             },
         )
 
@@ -216,6 +218,9 @@ class Deliverer:
                     return
                 attempt = heapq.heappop(self._queue)
                 self._in_flight += 1
+                record = self._answers[attempt.event["id"]]
+                if record["first_attempt_at"] is None:
+                    record["first_attempt_at"] = self._clock()
             status = self._post(attempt)
             ok = status is not None and 200 <= status < 300
             with self._cond:
