@@ -135,6 +135,30 @@ def _catch_up(sandbox: Sandbox) -> None:
         sandbox.advance(hours=behind.total_seconds() / 3600)
 
 
+def open_sandbox(
+    seed: int,
+    n_links: int | None,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    real_time: bool = False,
+    webhook_url: str | None = None,
+    webhook_secret: str | None = None,
+) -> Sandbox:
+    """A started sandbox, caught up to now if ``real_time``, then delivering webhooks.
+
+    Deliveries start after the catch-up: the weeks between the sandbox's epoch and now
+    are its history, not changes to announce (hundreds of events nobody asked for).
+    """
+    if webhook_url is not None and not webhook_secret:
+        raise ValueError("a webhook URL needs its signing secret")
+    sandbox = Sandbox(seed=seed, n_links=n_links, host=host, port=port).start()
+    if real_time:
+        _catch_up(sandbox)  # before anything is printed: the first request already sees now
+    if webhook_url is not None:
+        sandbox.deliver_webhooks(webhook_url, webhook_secret)
+    return sandbox
+
+
 def serve_forever(
     port: int,
     seed: int,
@@ -160,16 +184,8 @@ def serve_forever(
     previous = {}
     if threading.current_thread() is threading.main_thread():  # signals need the main thread
         previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-    sandbox = Sandbox(
-        seed=seed,
-        n_links=n_links,
-        host=host,
-        port=port,
-        webhook_url=webhook_url,
-        webhook_secret=webhook_secret,
-    ).start()
+    sandbox = open_sandbox(seed, n_links, host, port, real_time, webhook_url, webhook_secret)
     if real_time:
-        _catch_up(sandbox)  # before anything is printed: the first request already sees now
         threading.Thread(
             target=follow_real_time, args=(sandbox, stop), name="sandbox-clock", daemon=True
         ).start()

@@ -22,3 +22,21 @@ def test_follow_real_time_catches_the_clock_up_to_now() -> None:
         movements = sb.truth(movements=True)["movements"]
         newest = max(m["post_date"] for ms in movements.values() for m in ms)
         assert newest[:10] >= (now - timedelta(days=3)).date().isoformat()
+
+
+def test_a_served_sandbox_announces_what_changes_after_it_caught_up_not_its_history() -> None:
+    """`sandbox --webhook-url` (real time): the catch-up to now sends nothing; a new link does."""
+    from sync.sandbox.app import open_sandbox
+
+    # nothing listens there: only what the deliverer queued matters
+    sb = open_sandbox(
+        7, None, real_time=True, webhook_url="http://127.0.0.1:9/x", webhook_secret="s"
+    )
+    try:
+        assert sb.webhooks is not None
+        assert datetime.now(UTC) - sb.world.now < timedelta(hours=6)  # weeks were applied
+        assert sb.webhooks.sent == []
+        sb.create_link()
+        assert [e["type"] for e in sb.webhooks.sent] == ["link.created"]
+    finally:
+        sb.stop()
