@@ -93,13 +93,22 @@ class Pipeline:
     # Decrypted tokens are handed here (the composition root scrubs them from logs).
     register_secrets: Callable[[Iterable[str]], None] = lambda secrets: None
 
-    def run(self, *, kind: str = "sync", link_id: str | None = None) -> SyncReport:
-        """One full cycle (or one link with link_id). Never raises for per-link errors."""
+    def run(
+        self, *, kind: str = "sync", link_id: str | None = None, read_list: bool = True
+    ) -> SyncReport:
+        """One full cycle (or one link with link_id). Never raises for per-link errors.
+
+        ``read_list=False`` (with a link_id): skip ``GET /v1/links`` — every page of the
+        organization's list — and read that link through its token
+        (``GET /v1/links/{token}``), which has the same fields: what a webhook about one
+        link needs, at the cost of one request instead of the whole list.
+        """
         run = self._open_run(kind)
         fatal: FintocSyncError | None = None
         listed: dict[str, schemas.Link] = {}
         try:
-            listed = self._sync_link_list(run, only=link_id)
+            if read_list or link_id is None:
+                listed = self._sync_link_list(run, only=link_id)
             self._sync_tokens(run, only=link_id, listed=listed)
             if link_id is not None:
                 self._check_link_found(run, link_id, list(listed))

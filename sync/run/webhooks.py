@@ -10,9 +10,10 @@ Processing (:class:`WebhookWorker`, threads of the daemon): each event is claime
 process killed mid-event leaves it ``received`` and the next worker (after a restart, or
 another replica) takes it. What an event does:
 
-* ``link.created`` / ``link.credentials_changed``: ``Pipeline.run(link_id=…)`` — the same
-  code as the poll — while holding the sync lock, so it never runs beside a poll (when a
-  poll holds the lock the event waits, without counting an attempt);
+* ``link.created`` / ``link.credentials_changed``: ``Pipeline.run(link_id=…,
+  read_list=False)`` — the same code as the poll, reading only that link through its
+  token instead of the whole link list — while holding the sync lock, so it never runs
+  beside a poll (when a poll holds the lock the event waits, without counting an attempt);
 * ``account.refresh_intent.succeeded`` / ``…movements_modified`` / ``…movements_removed``:
   the account's balance and movements are re-read with the poll's MovementSync in the
   claiming transaction, under the per-account advisory lock the poll also takes; other
@@ -123,7 +124,9 @@ class AccountReader(Protocol):
 class LinkSyncer(Protocol):
     """``Pipeline.run``: the poll's sync of one link."""
 
-    def __call__(self, *, kind: str = "sync", link_id: str | None = None) -> SyncReport: ...
+    def __call__(
+        self, *, kind: str = "sync", link_id: str | None = None, read_list: bool = True
+    ) -> SyncReport: ...
 
 
 class EventFailed(FintocSyncError):
@@ -221,7 +224,8 @@ class WebhookWorker:
         with self.sync_lock() as held:
             if held is None:
                 raise _Busy
-            report = self.sync_link()(kind="webhook", link_id=link_id)
+            # that link only, through its token: not every page of the link list
+            report = self.sync_link()(kind="webhook", link_id=link_id, read_list=False)
         if report.failures or report.links_synced == 0:
             reason = report.failures[0].message if report.failures else "the link was not synced"
             raise EventFailed(f"link {link_id}: {reason}")

@@ -323,3 +323,17 @@ def test_the_invariant_checker_holds_the_inbox_to_what_the_sandbox_delivered(
             conn.execute(text(sql), {k: v for k, v in params.items() if f":{k}" in sql})
         expected.append(violation)
         assert _inbox_rules(rt) == sorted(expected), sql
+
+
+def test_a_link_event_reads_that_link_only_not_the_link_list(rt: Realtime) -> None:
+    """link.created syncs its link through its token: a link list that is down is no matter."""
+    rt.sb.faults.add("status_500", path=r"^/v1/links$", times=None)
+    link_id, _ = rt.sb.create_link()
+    rt.delivered()
+    assert rt.drain() == 1
+    assert rt.rows("SELECT status, attempts FROM fintoc.webhook_events") == [("processed", 1)]
+    n_accounts = len(rt.sb.world.links[link_id].account_ids)
+    assert (
+        rt.scalar("SELECT count(*) FROM fintoc.accounts WHERE link_id=:i", i=link_id) == n_accounts
+    )
+    assert rt.scalar("SELECT status FROM fintoc.links WHERE id=:i", i=link_id) == "active"
