@@ -442,6 +442,20 @@ def _inbox(ctx: Ctx, where: str = "true") -> int:
     return int(ctx.sql(f"SELECT count(*) FROM fintoc.webhook_events WHERE {where}")[0][0])  # noqa: S608
 
 
+def _wait_daemon(
+    ctx: Ctx, proc: subprocess.Popen[str], predicate: Callable[[], bool], what: str
+) -> None:
+    """Until predicate holds; a daemon that exits or does not get there fails the scenario."""
+    deadline = time.monotonic() + 60
+    while not predicate():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            if proc.poll() is None:
+                proc.kill()
+            out = ctx.finish(proc)
+            raise ScenarioFailed(f"daemon (exit {out.code}) without {what}: {out.output[-3000:]}")
+        time.sleep(0.1)
+
+
 def webhook_faults(faults: list[tuple[str, dict[str, float]]], kills: int = 0) -> Body:
     """The daemon receives what the sandbox announces, under webhook faults.
 
@@ -467,24 +481,17 @@ def webhook_faults(faults: list[tuple[str, dict[str, float]]], kills: int = 0) -
             "SELECT count(*) FROM fintoc.sync_runs "
             "WHERE kind = 'daemon' AND finished_at IS NOT NULL"
         )
-        _wait(lambda: int(ctx.sql(done)[0][0]) >= 1, 60, "the daemon's first cycle")
+        _wait_daemon(ctx, proc, lambda: int(ctx.sql(done)[0][0]) >= 1, "its first cycle")
         for kind, params in faults:
             times = int(params.get("times", 1))
             deliverer.fault(kind, times, **{k: v for k, v in params.items() if k != "times"})
-            ctx.faults += times
         if kills:  # each account event re-reads its link: slow enough to be killed in it
             ctx.fault("latency", path=r"^/v1/links/[^/]+$", times=None, seconds=0.3)
         ctx.sb.advance(hours=6)
         ctx.sb.create_link()
         ctx.sb.advance(hours=6)
         for _ in range(kills):
-            try:
-                _wait(lambda: _inbox(ctx, "status <> 'received'") >= 1, 30, "an event applied")
-            except ScenarioFailed:
-                proc.kill()
-                raise ScenarioFailed(
-                    f"nothing applied: {ctx.finish(proc).output[-4000:]}"
-                ) from None
+            _wait_daemon(ctx, proc, lambda: _inbox(ctx, "status <> 'received'") >= 1, "an event")
             time.sleep(ctx.rng.uniform(0.0, 0.5))
             if _inbox(ctx, "status = 'received'") == 0:
                 ctx.notes.append("the inbox was drained before the kill")
@@ -505,12 +512,14 @@ def webhook_faults(faults: list[tuple[str, dict[str, float]]], kills: int = 0) -
         expect(ctx.finish(proc, 60), {0}, "daemon with webhooks stopped by SIGTERM")
         if _inbox(ctx) == 0:
             raise ScenarioFailed("no webhook event was stored")
+        ctx.faults += sum(deliverer.faults_applied.values())  # events a fault hit
         report = deliverer.report()
         answers = [a for e in report for a in e["answers"]]
         ctx.notes.append(
             f"{len(deliverer.sent)} events sent ({sum(e['forged'] for e in report)} forgeries),"
             f" {len(answers)} attempts, {sum(a is not None and a < 300 for a in answers)} 2xx,"
-            f" {sum(a is None for a in answers)} unanswered; inbox {_inbox(ctx)} rows"
+            f" {sum(a is None for a in answers)} unanswered; inbox {_inbox(ctx)} rows;"
+            f" faults {deliverer.faults_applied}"
         )
 
     return body

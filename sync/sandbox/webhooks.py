@@ -111,6 +111,7 @@ class Deliverer:
             "dropped": 0,
             "forged_refused": 0,
         }
+        self.faults_applied = {kind: 0 for kind in FAULT_KINDS}  # events each fault hit
         self._stop = False
         self._thread = threading.Thread(target=self._run, name="sandbox-webhooks", daemon=True)
         self._thread.start()
@@ -181,6 +182,7 @@ class Deliverer:
         if rule is None:
             return 0.0
         rule["times"] -= 1
+        self.faults_applied[kind] += 1
         if rule["times"] <= 0:
             del self._faults[kind]
         return float(rule.get(param, default))
