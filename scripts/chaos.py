@@ -516,7 +516,7 @@ def webhook_faults(faults: list[tuple[str, dict[str, float]]], kills: int = 0) -
         report = deliverer.report()
         answers = [a for e in report for a in e["answers"]]
         ctx.notes.append(
-            f"{len(deliverer.sent)} events sent ({sum(e['forged'] for e in report)} forgeries),"
+            f"{len(deliverer.sent)} events sent, {sum(e['forged'] for e in report)} forgeries,"
             f" {len(answers)} attempts, {sum(a is not None and a < 300 for a in answers)} 2xx,"
             f" {sum(a is None for a in answers)} unanswered; inbox {_inbox(ctx)} rows;"
             f" faults {deliverer.faults_applied}"
