@@ -10,6 +10,7 @@ from types import FrameType, TracebackType
 from typing import Any, TextIO
 
 from sync.sandbox.faults import Faults
+from sync.sandbox.generate import Shape
 from sync.sandbox.server import SANDBOX_SECRET_KEY, SandboxHTTPServer
 from sync.sandbox.webhooks import Deliverer
 from sync.sandbox.world import World
@@ -28,8 +29,11 @@ class Sandbox:
         webhook_url: str | None = None,
         webhook_secret: str | None = None,
         webhook_retry_base: float = 3.0,
+        shape: Shape | None = None,
+        latency: float = 0.0,
     ) -> None:
-        self.world = World(seed=seed, n_links=n_links)
+        self.world = World(seed=seed, n_links=n_links, shape=shape)
+        self.latency = latency
         self.webhooks: Deliverer | None = None
         if webhook_url is not None:
             if not webhook_secret:
@@ -54,7 +58,7 @@ class Sandbox:
         """Bind and serve in a daemon thread; returns self."""
         if self._server is None:
             self._server = SandboxHTTPServer(
-                self._address, self.world, self.faults, self.secret_key
+                self._address, self.world, self.faults, self.secret_key, self.latency
             )
             # A short poll interval makes stop() fast (tests start many sandboxes).
             self._thread = threading.Thread(
@@ -135,6 +139,8 @@ def serve_forever(
     announce: Callable[[Sandbox, TextIO], None] | None = None,
     webhook_url: str | None = None,
     webhook_secret: str | None = None,
+    shape: Shape | None = None,
+    latency: float = 0.0,
 ) -> None:
     """Run a sandbox in the foreground until SIGINT/SIGTERM.
 
@@ -157,7 +163,12 @@ def serve_forever(
         port=port,
         webhook_url=webhook_url,
         webhook_secret=webhook_secret,
-    ).start()
+        shape=shape,
+        latency=latency,
+    )
+    if shape is not None:
+        sandbox.world.warm()  # before the URL is printed: the first reader is not slowed
+    sandbox.start()
     if real_time:
         _catch_up(sandbox)  # before anything is printed: the first request already sees now
         threading.Thread(
