@@ -17,75 +17,19 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
-import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 from _bench_db import scratch_database, server_url  # scripts/ is on sys.path
+from _bench_proc import Measured, SandboxProcess, run_measured
 from cryptography.fernet import Fernet
 from sqlalchemy import create_engine, text
 
-ROOT = Path(__file__).resolve().parents[1]
 TABLES = ("links", "accounts", "balance_snapshots", "movements", "backfill_chunks", "sync_runs")
 # The sandbox's clock starts at 2026-11-01T12:00Z; its movements cover ~400 days before.
 HISTORY = ("2025-09-01", "2026-11-02")
-
-
-@dataclass
-class Measured:
-    """One command: how long, how much memory, how many requests, what it printed."""
-
-    name: str
-    seconds: float
-    peak_rss_mb: float
-    requests: int
-    exit_code: int
-    tail: str
-
-
-def _run(cmd: list[str], env: dict[str, str], log: Path) -> tuple[float, float, int, str]:
-    """Run cmd to completion; (seconds, peak RSS MiB of that process, exit code, output tail)."""
-    start = time.monotonic()
-    with log.open("w") as out:
-        # our own interpreter and CLI with fixed arguments: no untrusted input
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)  # noqa: S603
-        _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    seconds = time.monotonic() - start
-    tail = " | ".join(log.read_text().strip().splitlines()[-2:])[-300:]
-    return seconds, usage.ru_maxrss / 1024, proc.returncode, tail
-
-
-class SandboxProcess:
-    """``python -m sync.sandbox --links N`` in its own process, so its memory is not ours."""
-
-    def __init__(self, n_links: int, token_file: Path) -> None:
-        cmd = [sys.executable, "-m", "sync.sandbox", "--port", "0", "--links", str(n_links)]
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, text=True)  # noqa: S603 (fixed argv)
-        assert self.proc.stdout is not None
-        self.url = self.proc.stdout.readline().strip()
-        self.key = self.proc.stdout.readline().strip()
-        with token_file.open("w") as tokens:
-            for _ in range(n_links):
-                tokens.write(self.proc.stdout.readline())
-        self._http = httpx.Client(base_url=self.url, headers={"Authorization": self.key})
-
-    def requests(self) -> int:
-        """``/v1`` requests answered so far."""
-        return int(self._http.get("/_sandbox/stats").json()["requests"])
-
-    def stop(self) -> float:
-        """SIGTERM; the sandbox's own peak RSS in MiB."""
-        self._http.close()
-        self.proc.send_signal(signal.SIGTERM)
-        _, _, usage = os.wait4(self.proc.pid, 0)
-        self.proc.returncode = 0
-        return usage.ru_maxrss / 1024
 
 
 def _counts(db_url: str) -> dict[str, int]:
@@ -131,7 +75,7 @@ def run_scale(
             out = profile / f"{n_links}-{name.split()[0]}.prof"
             cmd = [sys.executable, "-m", "cProfile", "-o", str(out), *cmd[1:]]
         before = sandbox.requests()
-        seconds, rss, code, tail = _run(cmd, env, work / f"{n_links}-{name.split()[0]}.log")
+        seconds, rss, code, tail = run_measured(cmd, env, work / f"{n_links}-{name.split()[0]}.log")
         measured = Measured(name, seconds, rss, sandbox.requests() - before, code, tail)
         results.append((measured, _counts(db_url)))
         print(

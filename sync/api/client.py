@@ -30,6 +30,7 @@ from urllib.parse import quote
 import httpx
 import msgspec
 
+from sync.api import schemas
 from sync.api.ratelimit import RateLimiter
 from sync.errors import (
     ApiError,
@@ -63,6 +64,13 @@ RETRIABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 
 
 # --------------------------------------------------------------------------- retry policy
+
+
+@dataclass(frozen=True)
+class _Typed:
+    """A page decoded by a typed page decoder (not a JSON value to check)."""
+
+    items: list[Any]
 
 
 @dataclass(frozen=True)
@@ -367,6 +375,36 @@ class FintocClient:
         what = "GET /v1/accounts/{id}/movements"
         return self._paginate(path, params, what, (link_token,))
 
+    def iter_movement_rows(
+        self,
+        account_id: str,
+        link_token: str,
+        *,
+        since: date | None = None,
+        until: date | None = None,
+        confirmed_only: bool = False,
+    ) -> Iterator[schemas.Movement]:
+        """:meth:`iter_movements`, parsed: each page is decoded straight into movements
+        (:func:`schemas.decode_movement_page`); a page that needs a closer look is decoded
+        generically and parsed object by object, so a bad one raises the PayloadError
+        that names its field."""
+        params = {"link_token": link_token, "confirmed_only": str(confirmed_only).lower()}
+        if since is not None:
+            params["since"] = since.isoformat()
+        if until is not None:
+            params["until"] = until.isoformat()
+        path = f"v1/accounts/{quote(account_id, safe='')}/movements"
+        what = "GET /v1/accounts/{id}/movements"
+
+        def typed(content: bytes) -> list[schemas.Movement] | None:
+            return schemas.decode_movement_page(content, account_id)
+
+        for item in self._paginate(path, params, what, (link_token,), typed=typed):
+            if isinstance(item, schemas.Movement):
+                yield item
+            else:
+                yield schemas.parse_movement(item, account_id)
+
     def exchange_link(self, exchange_token: str) -> dict[str, Any]:
         """The link an exchange token stands for, with its ``link_token`` (shown only here).
 
@@ -405,9 +443,18 @@ class FintocClient:
     # ---------------------------------------------------------------- pagination
 
     def _paginate(
-        self, path: str, params: dict[str, str], what: str, secrets: tuple[str, ...]
-    ) -> Iterator[dict[str, Any]]:
-        """Yield the items of every page; stop on no ``next`` (or an empty last page)."""
+        self,
+        path: str,
+        params: dict[str, str],
+        what: str,
+        secrets: tuple[str, ...],
+        typed: Callable[[bytes], list[Any] | None] | None = None,
+    ) -> Iterator[Any]:
+        """Yield the items of every page; stop on no ``next`` (or an empty last page).
+
+        With ``typed``, a page it decodes (not None) yields its typed items (which have an
+        ``id`` attribute); any other page yields dicts, as without it.
+        """
         url: httpx.URL | None = self._base.join(path)
         query: dict[str, str] | None = {**params, "per_page": str(self.per_page)}
         visited: set[str] = set()
@@ -415,14 +462,18 @@ class FintocClient:
         for _page in range(self.max_pages):
             if url is None:
                 return
-            body, response = self._get(url, query, what, secrets)
+            body, response = self._get(url, query, what, secrets, typed=typed)
             visited.add(str(response.request.url))
-            items = self._expect_items(body, what)
+            if isinstance(body, _Typed):
+                items: list[Any] = body.items
+                ids = [item.id for item in items]
+            else:
+                items = self._expect_items(body, what)
+                ids = [item.get("id") for item in items]
             if not items:
                 if response.links.get("next"):  # not the end: treating it so would lose rows
                     raise PaginationError(f"{what}: empty page with a next link", field="Link")
                 return
-            ids = [item.get("id") for item in items]
             if ids == previous_ids:
                 raise PaginationError(f"{what}: a page repeated the previous one", field="page")
             previous_ids = ids
@@ -476,6 +527,7 @@ class FintocClient:
         method: str = "GET",
         content: bytes = b"",
         headers: dict[str, str] | None = None,
+        typed: Callable[[bytes], list[Any] | None] | None = None,
     ) -> tuple[Any, httpx.Response]:
         """A request with retries: the only place that decides whether to try again.
 
@@ -495,6 +547,7 @@ class FintocClient:
                     method=method,
                     content=content,
                     headers=headers,
+                    typed=typed,
                 )
             except FintocSyncError as error:
                 if not should_retry(error, attempt, self.retry):
@@ -521,8 +574,10 @@ class FintocClient:
         method: str = "GET",
         content: bytes = b"",
         headers: dict[str, str] | None = None,
+        typed: Callable[[bytes], list[Any] | None] | None = None,
     ) -> tuple[Any, httpx.Response]:
-        """One HTTP exchange: rate limit, send, map status, decode JSON."""
+        """One HTTP exchange: rate limit, send, map status, decode JSON (``typed`` first:
+        its result comes back wrapped in :class:`_Typed`)."""
         if self._limiter is not None:
             self._limiter.acquire()
         # params=None keeps a next-page URL's query intact (params={} would wipe it)
@@ -537,6 +592,10 @@ class FintocClient:
                 self._limiter.succeeded()
         if not 200 <= response.status_code < 300:
             raise _error_for(response, what, (self._secret_key, *secrets), self._now(), body)
+        if typed is not None:
+            items = typed(body)
+            if items is not None:
+                return _Typed(items), response
         return self._decode(body, what), response
 
     def _send(

@@ -13,7 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Any, NamedTuple, NoReturn
+from typing import Annotated, Any, NamedTuple, NoReturn
+
+import msgspec
 
 from sync.errors import PayloadError
 from sync.redact import scrub
@@ -427,6 +429,8 @@ def _fast_movement(obj: object, account_id: str) -> Movement | None:
     sender, recipient = _fast_party(get("sender_account")), _fast_party(get("recipient_account"))
     if sender is None or recipient is None or type(mid) is not str or not mid.strip():
         return None
+    if len(mid) > MAX_ID:
+        return None
     (sp, si), (rp, ri) = sender, recipient
     values = [
         mid,
@@ -514,3 +518,103 @@ def _strict_movement(obj: object, account_id: str) -> Movement:
         sender_institution=sender.institution,
         recipient_institution=recipient.institution,
     )
+
+
+# ---------------------------------------------------------------- a page of movements, typed
+
+# A movement page decoded straight into typed structs by msgspec (in C), with the same
+# rules as the fast path above: what they cannot express (a NUL, a blank id, a timestamp
+# that does not parse) sends the whole page back to the dict path, whose strict reader
+# names the bad field. So the two paths accept exactly the same movements.
+_Text = Annotated[str, msgspec.Meta(max_length=MAX_STRING)]
+_Id = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_ID)]
+_Int64 = Annotated[int, msgspec.Meta(ge=INT64_MIN, le=INT64_MAX)]
+
+
+class _WireInstitution(msgspec.Struct):
+    id: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_STRING)]
+    name: _Text | None = None
+    country: _Text | None = None
+
+
+class _WireParty(msgspec.Struct):
+    holder_id: _Text | None = None
+    holder_name: _Text | None = None
+    number: _Text | None = None
+    institution: _WireInstitution | None = None
+
+
+class _WireMovement(msgspec.Struct):
+    id: _Id
+    amount: _Int64
+    post_date: Annotated[str, msgspec.Meta(max_length=MAX_STRING)]
+    currency: _Text | None = None
+    description: _Text | None = None
+    transaction_date: _Text | None = None
+    type: _Text | None = None
+    status: _Text | None = None
+    pending: bool | None = None
+    reference_id: _Text | None = None
+    comment: _Text | None = None
+    sender_account: _WireParty | None = None
+    recipient_account: _WireParty | None = None
+
+
+_MOVEMENT_PAGE = msgspec.json.Decoder(list[_WireMovement])
+_NO_WIRE_PARTY = _WireParty()
+
+
+def decode_movement_page(content: bytes, account_id: str) -> list[Movement] | None:
+    """The movements of one page body, or None when the page needs the dict path.
+
+    None for anything unusual (not valid JSON, a wrong type, a text too long, a NUL or a
+    lone surrogate anywhere, a blank id, a bad timestamp): the caller then decodes the
+    page generically and :func:`parse_movement` decides, naming the field.
+    """
+    if b"\\u0000" in content:  # a NUL in some string (or an escaped backslash before one)
+        return None
+    try:
+        page = _MOVEMENT_PAGE.decode(content)
+    except (msgspec.DecodeError, RecursionError):  # ValidationError is a DecodeError
+        return None
+    out = []
+    for w in page:
+        post_date = _cached_iso(w.post_date)
+        tx = w.transaction_date
+        transaction_date = None if tx is None else _cached_iso(tx)
+        if post_date is None or (tx is not None and transaction_date is None):
+            return None
+        if not w.id.strip():
+            return None
+        sp = w.sender_account or _NO_WIRE_PARTY
+        rp = w.recipient_account or _NO_WIRE_PARTY
+        si, ri = sp.institution, rp.institution
+        s_inst = Institution(si.id, si.name, si.country) if si else None
+        r_inst = Institution(ri.id, ri.name, ri.country) if ri else None
+        out.append(
+            Movement(
+                w.id,
+                account_id,
+                w.amount,
+                w.currency,
+                w.description,
+                post_date,
+                transaction_date,
+                w.type,
+                w.status,
+                w.pending,
+                w.reference_id,
+                w.comment,
+                sp.holder_id,
+                sp.holder_name,
+                sp.number,
+                si.id if si else None,
+                rp.holder_id,
+                rp.holder_name,
+                rp.number,
+                ri.id if ri else None,
+                s_inst,
+                r_inst,
+            )
+        )
+    return out

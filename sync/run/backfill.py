@@ -341,7 +341,9 @@ class Backfill:
         since, until = chunk
         now = self.clock()
         stream = iter(
-            self.client.iter_movements(target.account_id, target.token, since=since, until=until)
+            self.client.iter_movement_rows(
+                target.account_id, target.token, since=since, until=until
+            )
         )
         upper, carry, read = until, None, 0
         # The last segment of a read that spans the sync's whole window through today
@@ -366,7 +368,7 @@ class Backfill:
     def _segment(
         self,
         target: Target,
-        stream: Iterator[dict[str, Any]],
+        stream: Iterator[schemas.Movement],
         span: Range,
         carry: schemas.Movement | None,
         now: datetime,
@@ -384,8 +386,7 @@ class Backfill:
             if carry is not None:
                 writer.add(carry)
                 last_day = carry.post_date.date()
-            for obj in stream:
-                mov = schemas.parse_movement(obj, target.account_id)
+            for mov in stream:
                 day = mov.post_date.date()
                 if len(writer.seen) >= self.checkpoint_rows and last_day and day < last_day:
                     # newest first: every day after ``day`` has been read completely

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 from datetime import date, datetime, timedelta
-from typing import Any, Protocol
+from typing import Protocol
 
 from sqlalchemy.orm import Session
 
@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 class MovementSource(Protocol):
     """What MovementSync and backfill need from the API client."""
 
-    def iter_movements(
+    def iter_movement_rows(
         self,
         account_id: str,
         link_token: str,
@@ -34,7 +34,7 @@ class MovementSource(Protocol):
         since: date | None = None,
         until: date | None = None,
         confirmed_only: bool = False,
-    ) -> Iterable[dict[str, Any]]: ...
+    ) -> Iterable[schemas.Movement]: ...
 
 
 class MovementSync:
@@ -95,7 +95,8 @@ class MovementSync:
             return
         since = self.window_start(cursor.synced_through if cursor else None, today)
         writer = MovementWriter(session, account.id, now, self.batch_rows)
-        writer.add_payloads(self.client.iter_movements(account.id, link_token, since=since))
+        for mov in self.client.iter_movement_rows(account.id, link_token, since=since):
+            writer.add(mov)
         writer.reconcile(since, today + timedelta(days=1))
         advance_cursor(session, account.id, today, now, account.refreshed_at)
         r = writer.result

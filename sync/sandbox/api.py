@@ -87,6 +87,9 @@ def _list_movements(world: World, request: Request, args: list[str]) -> Response
         confirmed_only=_bool_param(params, "confirmed_only", default=True),
     )
     page, headers = paginate(request, found)
+    raw = world.movements_json(page)
+    if raw is not None:
+        return Response(200, None, headers, raw=raw)
     now = world.now
     return Response(200, [m.to_json(now) for m in page], headers)
 

@@ -10,6 +10,7 @@ from types import FrameType, TracebackType
 from typing import Any, TextIO
 
 from sync.sandbox.faults import Faults
+from sync.sandbox.generate import Shape
 from sync.sandbox.server import SANDBOX_SECRET_KEY, SandboxHTTPServer
 from sync.sandbox.webhooks import Deliverer
 from sync.sandbox.world import World
@@ -28,8 +29,11 @@ class Sandbox:
         webhook_url: str | None = None,
         webhook_secret: str | None = None,
         webhook_retry_base: float = 3.0,
+        shape: Shape | None = None,
+        latency: float = 0.0,
     ) -> None:
-        self.world = World(seed=seed, n_links=n_links)
+        self.world = World(seed=seed, n_links=n_links, shape=shape)
+        self.latency = latency
         self.webhooks: Deliverer | None = None
         if webhook_url is not None:
             self.deliver_webhooks(webhook_url, webhook_secret, retry_base=webhook_retry_base)
@@ -64,7 +68,7 @@ class Sandbox:
         """Bind and serve in a daemon thread; returns self."""
         if self._server is None:
             self._server = SandboxHTTPServer(
-                self._address, self.world, self.faults, self.secret_key
+                self._address, self.world, self.faults, self.secret_key, self.latency
             )
             # A short poll interval makes stop() fast (tests start many sandboxes).
             self._thread = threading.Thread(
@@ -143,6 +147,9 @@ def open_sandbox(
     real_time: bool = False,
     webhook_url: str | None = None,
     webhook_secret: str | None = None,
+    *,
+    shape: Shape | None = None,
+    latency: float = 0.0,
 ) -> Sandbox:
     """A started sandbox, caught up to now if ``real_time``, then delivering webhooks.
 
@@ -151,7 +158,12 @@ def open_sandbox(
     """
     if webhook_url is not None and not webhook_secret:
         raise ValueError("a webhook URL needs its signing secret")
-    sandbox = Sandbox(seed=seed, n_links=n_links, host=host, port=port).start()
+    sandbox = Sandbox(
+        seed=seed, n_links=n_links, host=host, port=port, shape=shape, latency=latency
+    )
+    if shape is not None:
+        sandbox.world.warm()  # before the URL is printed: the first reader is not slowed
+    sandbox.start()
     if real_time:
         _catch_up(sandbox)  # before anything is printed: the first request already sees now
     if webhook_url is not None:
@@ -169,6 +181,8 @@ def serve_forever(
     announce: Callable[[Sandbox, TextIO], None] | None = None,
     webhook_url: str | None = None,
     webhook_secret: str | None = None,
+    shape: Shape | None = None,
+    latency: float = 0.0,
 ) -> None:
     """Run a sandbox in the foreground until SIGINT/SIGTERM.
 
@@ -184,7 +198,17 @@ def serve_forever(
     previous = {}
     if threading.current_thread() is threading.main_thread():  # signals need the main thread
         previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-    sandbox = open_sandbox(seed, n_links, host, port, real_time, webhook_url, webhook_secret)
+    sandbox = open_sandbox(
+        seed,
+        n_links,
+        host,
+        port,
+        real_time,
+        webhook_url,
+        webhook_secret,
+        shape=shape,
+        latency=latency,
+    )
     if real_time:
         threading.Thread(
             target=follow_real_time, args=(sandbox, stop), name="sandbox-clock", daemon=True

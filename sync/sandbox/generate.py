@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, timedelta
 
 from sync.sandbox import _rand
@@ -24,8 +25,27 @@ _PRODUCTS = [
 BULK_RATE = 0.25
 
 
-def links(seed: int, n_links: int) -> list[tuple[Link, list[Account]]]:
-    """The first curated links, then generated ones, ``n_links`` in total."""
+@dataclass(frozen=True, slots=True)
+class Shape:
+    """A benchmark organization: every link active, sized exactly, uniform accounts.
+
+    ``movements_per_account`` is the mean over ``history_days`` days before the clock
+    (the daily count is random; a few percent are removed or not yet visible, so ask the
+    sandbox for the exact number it serves: ``GET /_sandbox/stats?movements=1``).
+    """
+
+    accounts_per_link: int = 5
+    movements_per_account: int = 2000
+    history_days: int = 730
+
+
+def links(seed: int, n_links: int, shape: Shape | None = None) -> list[tuple[Link, list[Account]]]:
+    """The first curated links, then generated ones, ``n_links`` in total.
+
+    With a ``shape``, only generated links of exactly that shape (no curated ones).
+    """
+    if shape is not None:
+        return [_link(seed, i, shape) for i in range(n_links)]
     curated = default_org()[:n_links]
     return curated + [_link(seed, i) for i in range(n_links - len(curated))]
 
@@ -42,12 +62,15 @@ def _holder(seed: int, i: int) -> tuple[str, str, str]:
     return holder_id, "business" if business else "individual", name
 
 
-def _link(seed: int, i: int) -> tuple[Link, list[Account]]:
+def _link(seed: int, i: int, shape: Shape | None = None) -> tuple[Link, list[Account]]:
     r = _rand.rng(seed, "link", i)
     link_id = "link_" + _rand.ident(seed, "link", i)
     holder_id, holder_type, holder_name = _holder(seed, i)
     created = EPOCH - timedelta(seconds=r.randint(3600, 5 * 365 * 86400))
     status = r.choices(["active", "login_required", "inactive"], [0.85, 0.1, 0.05])[0]
+    if shape is not None:  # older than the history, and readable
+        created = EPOCH - timedelta(days=shape.history_days + r.randint(1, 365))
+        status = "active"
     link = Link(
         id=link_id,
         token=f"{link_id}_token_{_rand.ident(seed, 'secret', i, length=24)}",
@@ -64,7 +87,13 @@ def _link(seed: int, i: int) -> tuple[Link, list[Account]]:
     )
     start = max(HISTORY_START, created.date())
     count = r.choice([1, 2, 3, 3, 4, 5])
+    if shape is not None:
+        start = EPOCH.date() - timedelta(days=shape.history_days - 1)
+        count = shape.accounts_per_link
     accounts = [_account(seed, link, holder_name, start, i, k) for k in range(count)]
+    if shape is not None:
+        for account in accounts:
+            account.rate = shape.movements_per_account / shape.history_days
     return link, accounts
 
 

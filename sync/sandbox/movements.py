@@ -111,6 +111,12 @@ class MovementSource:
     _lock = threading.Lock()
 
     @classmethod
+    def reserve(cls, days: int) -> None:
+        """Keep at least ``days`` account-days cached (a large org served from memory)."""
+        with cls._lock:
+            cls._cache_days = max(cls._cache_days, days)
+
+    @classmethod
     def clear_cache(cls) -> None:
         """Forget every generated day (tests use it to prove regeneration is identical)."""
         with cls._lock:

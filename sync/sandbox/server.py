@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import struct
 import sys
@@ -30,11 +31,20 @@ class SandboxHTTPServer(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 128  # the default 5 drops SYNs under parallel clients
 
-    def __init__(self, address: tuple[str, int], world: World, faults: Faults, key: str) -> None:
+    def __init__(
+        self,
+        address: tuple[str, int],
+        world: World,
+        faults: Faults,
+        key: str,
+        latency: float = 0.0,
+    ) -> None:
         super().__init__(address, SandboxHandler)
         self.world = world
         self.faults = faults
         self.secret_key = key
+        #: Seconds every ``/v1`` request waits before it is answered (a distant API).
+        self.latency = latency
         self._stats_lock = threading.Lock()
         self.requests_by_status: Counter[int] = Counter()
 
@@ -83,6 +93,8 @@ class SandboxHandler(BaseHTTPRequestHandler):
 
     def _serve(self) -> None:
         request = self._parse()
+        if self.server.latency > 0 and request.path.startswith("/v1/"):
+            time.sleep(self.server.latency)
         try:
             response = self._respond(request)
         except Exception:  # the server must answer even when a handler breaks
@@ -109,7 +121,10 @@ class SandboxHandler(BaseHTTPRequestHandler):
             message = "Invalid API Key provided"
             return ApiError(401, "authentication_error", "invalid_api_key", message).response()
         if request.method == "GET" and request.path.rstrip("/") == "/_sandbox/stats":
-            return Response(200, self.server.stats())
+            stats = self.server.stats()
+            if request.params.get("movements", "").lower() in ("1", "true"):
+                stats["movements"] = self.server.world.movement_count()
+            return Response(200, stats)
         if request.path.startswith("/_sandbox/"):
             return control.handle(self.server.world, self.server.faults, request)
         rule = None
@@ -133,6 +148,8 @@ class SandboxHandler(BaseHTTPRequestHandler):
         response = api.handle(self.server.world, request)
         if response.status != 200:
             return response
+        if response.raw is not None and response.content_type.startswith("application/json"):
+            response.body, response.raw = json.loads(response.raw), None  # to rewrite it
         return _rewrite(rule, request, response)
 
     def _write(self, response: Response) -> None:

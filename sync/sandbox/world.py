@@ -20,7 +20,9 @@ confirmed or reversed, and about 3% are later removed.
 
 from __future__ import annotations
 
+import json
 import threading
+from collections import OrderedDict
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -51,15 +53,36 @@ TRUTH_MOVEMENTS_MAX_ACCOUNTS = 200
 _CHANGE_HORIZON_DAYS = 20
 
 
+class _ServedCache:
+    """The shaped org's memory: recent movement lists by query, JSON by (id, status)."""
+
+    MAX_LISTS = 256
+
+    def __init__(self) -> None:
+        self.lists: OrderedDict[tuple[object, ...], list[Movement]] = OrderedDict()
+        self.rendered: dict[tuple[str, str], bytes] = {}
+        self._lock = threading.Lock()
+
+    def keep(self, key: tuple[object, ...], found: list[Movement]) -> None:
+        with self._lock:
+            self.lists[key] = found
+            if len(self.lists) > self.MAX_LISTS:
+                self.lists.popitem(last=False)
+
+
 class World:
     """All sandbox state. Public methods are thread-safe (one re-entrant lock)."""
 
-    def __init__(self, seed: int = 42, n_links: int | None = None) -> None:
+    def __init__(
+        self, seed: int = 42, n_links: int | None = None, shape: generate.Shape | None = None
+    ) -> None:
         self.seed = seed
         self.now = EPOCH
         self.tick = 0
         self.lock = threading.RLock()
-        pairs = default_org() if n_links is None else generate.links(seed, n_links)
+        if shape is not None and n_links is None:
+            raise ValueError("a shape needs a number of links")
+        pairs = default_org() if n_links is None else generate.links(seed, n_links, shape)
         self.links: dict[str, Link] = {}
         self.accounts: dict[str, Account] = {}
         for link, accounts in pairs:
@@ -68,6 +91,13 @@ class World:
             self.accounts.update((a.id, a) for a in accounts)
         self._by_token = {link.token: link.id for link in self.links.values()}
         self.movement_source = MovementSource(seed, EPOCH)
+        #: A shaped (benchmark) org serves from memory: every generated day stays cached,
+        #: the last queries' movement lists and each movement's JSON are kept, so after
+        #: ``warm()`` the sandbox costs the clients little CPU (it is the wire, not the load).
+        self._served: _ServedCache | None = None
+        if shape is not None:
+            self.movement_source.reserve(len(self.accounts) * (shape.history_days + 2))
+            self._served = _ServedCache()
         self.movement_source.removals = self._scripted_removals()
         self.realtime = Realtime()  # webhook events, exchange tokens, refresh intents
 
@@ -156,6 +186,11 @@ class World:
             now = self.now
         last = now.date() if until is None else min(now.date(), until - timedelta(days=1))
         first = account.history_start if since is None else since
+        key = (account.id, now, first, last, confirmed_only)
+        if self._served is not None:
+            cached = self._served.lists.get(key)
+            if cached is not None:
+                return cached
         found = []
         for mov in self.movement_source.newest_first(account, first, last):
             if not mov.visible(now):
@@ -163,7 +198,41 @@ class World:
             if confirmed_only and mov.status(now) != "confirmed":
                 continue
             found.append(mov)
+        if self._served is not None:
+            self._served.keep(key, found)
         return found
+
+    def movements_json(self, page: list[Movement]) -> bytes | None:
+        """A page of movements as JSON bytes from the shaped org's cache (else None)."""
+        if self._served is None:
+            return None
+        now, rendered = self.now, self._served.rendered
+        parts = []
+        for mov in page:
+            key = (mov.id, mov.status(now))
+            part = rendered.get(key)
+            if part is None:
+                body = json.dumps(mov.to_json(now), ensure_ascii=False, separators=(",", ":"))
+                part = rendered[key] = body.encode()
+            parts.append(part)
+        return b"[" + b",".join(parts) + b"]"
+
+    def warm(self) -> int:
+        """Generate and render every movement of a shaped org now; the count served."""
+        total = 0
+        for account in list(self.accounts.values()):
+            found = self.movements(account, confirmed_only=False)
+            self.movements_json(found)
+            total += len(found)
+        return total
+
+    def movement_count(self) -> int:
+        """Movements served now (any status) over the accounts of existing links."""
+        return sum(
+            len(self.movements(account, confirmed_only=False))
+            for link in self.list_links()
+            for account in self.accounts_of(link)
+        )
 
     def movement(self, account: Account, movement_id: str) -> Movement | None:
         """One visible movement of the account, whatever its status."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,6 +16,7 @@ from sync.api.schemas import (
     Account,
     Link,
     Movement,
+    decode_movement_page,
     parse_account,
     parse_link,
     parse_link_with_accounts,
@@ -408,3 +410,57 @@ def test_mutated_real_payloads_parse_or_raise_payload_error(payload: tuple[str, 
             assert value.tzinfo == UTC
         if isinstance(value, int) and not isinstance(value, bool):
             assert -(2**63) <= value < 2**63
+
+
+# ---------------------------------------------------------------- the typed page decoder
+
+
+def _page(*movements: dict[str, Any]) -> bytes:
+    return json.dumps(list(movements), ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def test_typed_page_decoder_matches_the_parser_on_a_real_page() -> None:
+    from sync.sandbox import Sandbox
+
+    truth = Sandbox(seed=42).truth(movements=True)
+    page = [m for items in truth["movements"].values() for m in items][:300]
+    page = [{k: v for k, v in m.items() if k != "removed"} for m in page]
+    assert any(m["sender_account"] for m in page) and any(m["transaction_date"] for m in page)
+    raw = json.dumps(page, ensure_ascii=False).encode()
+    typed = decode_movement_page(raw, "acc_1")
+    assert typed == [parse_movement(m, "acc_1") for m in page]
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"comment": "a\x00b"},
+        {"description": "x" * 10_001},
+        {"id": "m" * 256},
+        {"id": "   "},
+        {"amount": 2**63},
+        {"amount": 1.5},
+        {"post_date": "yesterday"},
+        {"transaction_date": "2026-13-45T25:61:00Z"},
+        {"pending": "no"},
+        {"sender_account": "someone"},
+        {"sender_account": {"institution": {"name": "no id"}}},
+    ],
+)
+def test_typed_page_decoder_leaves_unusual_pages_to_the_parser(change: dict[str, Any]) -> None:
+    """One odd movement sends its whole page to the dict path, where the parser decides."""
+    page = _page(MOVEMENT, with_(MOVEMENT, **({"id": "mov_other"} | change)))
+    assert decode_movement_page(page, "acc_1") is None
+
+
+def test_typed_page_decoder_refuses_a_lone_surrogate() -> None:
+    raw = _page(MOVEMENT).replace(b'"description":"', b'"description":"\\udc80', 1)
+    assert b"\\udc80" in raw
+    assert decode_movement_page(raw, "acc_1") is None
+    with pytest.raises(PayloadError):
+        parse_movement(json.loads(raw)[0], "acc_1")
+
+
+def test_a_movement_id_longer_than_an_id_is_refused_by_both_paths() -> None:
+    with pytest.raises(PayloadError, match="255"):
+        parse_movement(with_(MOVEMENT, id="m" * 256), "acc_1")

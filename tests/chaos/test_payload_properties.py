@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from contextlib import suppress
 from datetime import UTC, datetime
 from typing import Any
@@ -116,3 +117,22 @@ def test_amounts_beyond_64_bits_are_payload_errors(amount: int) -> None:
     with pytest.raises(PayloadError) as info:
         schemas.parse_movement(MOVEMENT | {"amount": amount}, "acc_x")
     assert info.value.field == "amount"
+
+
+@settings(max_examples=400, deadline=None)
+@given(page=st.lists(mutated(MOVEMENT), min_size=1, max_size=3))
+def test_the_typed_page_decoder_accepts_only_what_the_parser_accepts(page: list[object]) -> None:
+    """A page the typed decoder reads gives exactly the movements parse_movement gives;
+    any page with one movement parse_movement refuses is left to the dict path (None)."""
+    raw = json.dumps(page, ensure_ascii=False).encode("utf-8", "surrogatepass")
+    typed = schemas.decode_movement_page(raw, "acc_x")
+    try:
+        expected = [schemas.parse_movement(item, "acc_x") for item in json.loads(raw)]
+    except PayloadError:
+        assert typed is None
+        return
+    except ValueError:  # a lone surrogate that json itself will not decode from bytes
+        assert typed is None
+        return
+    if typed is not None:
+        assert typed == expected
