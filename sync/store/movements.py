@@ -105,6 +105,23 @@ _LOCK_GONE_SQL = text(
     ORDER BY id FOR UPDATE
     """
 )
+# The ids a writer has seen, server-side: filled from the staging table after each batch
+# (no per-id work in Python), so "stored but not returned" is one anti-join.
+_SEEN_DDL = text("CREATE TEMP TABLE IF NOT EXISTS fintoc_sync_movement_seen (id text PRIMARY KEY)")
+_SEEN_CLEAR = text("TRUNCATE fintoc_sync_movement_seen")
+_SEEN_FROM_STAGE = text(
+    "INSERT INTO fintoc_sync_movement_seen SELECT id FROM fintoc_sync_movement_stage "
+    "ON CONFLICT (id) DO NOTHING"
+)
+_LOCK_UNSEEN_SQL = text(
+    """
+    SELECT m.id, m.status, m.removed_at FROM fintoc.movements m
+    WHERE m.account_id = :account_id AND m.post_date >= :since AND m.post_date < :until
+      AND m.removed_at IS NULL
+      AND NOT EXISTS (SELECT 1 FROM fintoc_sync_movement_seen s WHERE s.id = m.id)
+    ORDER BY m.id FOR UPDATE OF m
+    """
+)
 _MARK_GONE_SQL = text(
     "UPDATE fintoc.movements SET removed_at = :now, updated_at = :now "
     "WHERE id = ANY(CAST(:ids AS text[]))"
@@ -269,6 +286,11 @@ def mark_missing_removed(
         "seen": sorted(seen),
     }
     gone = session.execute(_LOCK_GONE_SQL, params).mappings().all()
+    return _mark_gone(session, account_id, gone, now)
+
+
+def _mark_gone(session: Session, account_id: str, gone: Sequence[Any], now: datetime) -> int:
+    """Soft-delete the locked rows ``gone`` and log each removal."""
     if not gone:
         return 0
     session.execute(_MARK_GONE_SQL, {"ids": [g["id"] for g in gone], "now": now})
@@ -308,6 +330,8 @@ class MovementWriter:
         self.max_post_date: datetime | None = None
         self.result = WriteResult()
         self._buffer: list[schemas.Movement] = []
+        session.execute(_SEEN_DDL)
+        session.execute(_SEEN_CLEAR)
 
     def add(self, mov: schemas.Movement) -> None:
         """Queue one movement; writes a batch when the buffer is full."""
@@ -327,14 +351,19 @@ class MovementWriter:
         """Write what is buffered."""
         if self._buffer:
             self.result.add(write_batch(self.session, self._buffer, self.now))
+            self.session.execute(_SEEN_FROM_STAGE)  # the stage still holds this batch
             self._buffer = []
 
     def reconcile(self, since: date, until: date) -> int:
         """Flush, then soft-delete what the complete read of [since, until) did not return."""
         self.flush()
-        removed = mark_missing_removed(
-            self.session, self.account_id, since, until, self.seen, self.now
-        )
+        params = {
+            "account_id": self.account_id,
+            "since": midnight(since),
+            "until": midnight(until),
+        }
+        gone = self.session.execute(_LOCK_UNSEEN_SQL, params).mappings().all()
+        removed = _mark_gone(self.session, self.account_id, gone, self.now)
         self.result.removed += removed
         return removed
 
