@@ -19,8 +19,10 @@ Kinds and their params:
 ``repeat_page``    the real page, but ``rel="next"`` points at the same URL
 ``empty_next``     ``[]`` with a ``rel="next"`` to the following page
 ``bad_payload``    corrupt one item: ``mutate`` = ``drop_key:K`` | ``wrong_type:K`` |
-                   ``unknown_enum:K`` | ``huge_amount`` | ``invalid_date[:K]``;
-                   ``index`` (default 0) picks the list item
+                   ``unknown_enum:K`` | ``huge_amount`` | ``invalid_date[:K]`` |
+                   ``set_id:ID`` (the item's id becomes ID: rules on two accounts'
+                   movements make both report one movement id); ``index`` (default 0)
+                   picks the list item
 =================  ==========================================================================
 """
 
@@ -47,7 +49,7 @@ KINDS = frozenset(
         "bad_payload",
     }
 )
-_MUTATIONS = ("drop_key", "wrong_type", "unknown_enum", "huge_amount", "invalid_date")
+_MUTATIONS = ("drop_key", "wrong_type", "unknown_enum", "huge_amount", "invalid_date", "set_id")
 _ids = itertools.count(1)
 
 
