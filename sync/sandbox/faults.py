@@ -16,6 +16,8 @@ Kinds and their params:
 ``status_503``     503 with a Cloudflare-like HTML body
 ``malformed_json`` 200 whose body is the real JSON cut in half
 ``reset``          send headers and half the body, then reset the connection
+``slow_headers``   ``interval`` (default 0.1): the status line and headers one byte at a
+                   time, ``interval`` seconds apart (each read is quick; the whole is not)
 ``repeat_page``    the real page, but ``rel="next"`` points at the same URL
 ``empty_next``     ``[]`` with a ``rel="next"`` to the following page
 ``bad_payload``    corrupt one item: ``mutate`` = ``drop_key:K`` | ``wrong_type:K`` |
@@ -44,6 +46,7 @@ KINDS = frozenset(
         "status_503",
         "malformed_json",
         "reset",
+        "slow_headers",
         "repeat_page",
         "empty_next",
         "bad_payload",
