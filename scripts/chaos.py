@@ -186,7 +186,8 @@ class Ctx:
         """pg_terminate_backend of every fintoc-sync connection to this database."""
         rows = self.sql(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-            "WHERE datname = :db AND application_name = 'fintoc-sync'",
+            "WHERE datname = :db AND (application_name = 'fintoc-sync' "
+            "OR application_name LIKE 'fintoc-sync run %')",  # a run's lease session
             db=self.db,
         )
         return len(rows)
@@ -197,7 +198,8 @@ class Ctx:
         while time.monotonic() < deadline:
             n = self.sql(
                 "SELECT count(*) FROM pg_stat_activity "
-                "WHERE datname = :db AND application_name = 'fintoc-sync'",
+                "WHERE datname = :db AND (application_name = 'fintoc-sync' "
+                "OR application_name LIKE 'fintoc-sync run %')",  # a run's lease session
                 db=self.db,
             )[0][0]
             if n >= minimum:

@@ -6,8 +6,8 @@ completely, written with the same batch writer as the incremental sync
 the API no longer returns are soft-deleted), and checkpointed in ``backfill_chunks`` —
 all in one transaction. A killed run therefore loses at most the chunk in flight, and
 a rerun skips the checkpointed chunks. ``movement_cursors`` is never touched: the
-incremental sync owns it. A sync of the same account waits on the account's advisory
-lock while a chunk is written, and vice versa.
+incremental sync owns it. A sync of the same account waits on the account's row lock
+(``lock_account``) while a chunk is written, and vice versa.
 """
 
 from __future__ import annotations

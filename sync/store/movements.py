@@ -19,8 +19,8 @@ How a batch of movements is written (``write_batch``), all in the caller's trans
 A movement whose owner no longer reports it (soft-deleted there) may move: its new
 account takes it and the change is logged as ``restored``.
 
-Writers of one account (a sync and a backfill) are serialized by a transaction-level
-advisory lock on the account: their batches span several statements, and row locks
+Writers of one account (a sync, a backfill, a webhook) are serialized by a row lock on
+the account (``lock_account``): their batches span several statements, and row locks
 taken in id order inside each batch would not stop two transactions from deadlocking
 across batches.
 """
@@ -38,7 +38,6 @@ from sqlalchemy.orm import Session
 
 from models import MovementChange
 from sync.api import schemas
-from sync.store.db import lock_key
 
 log = logging.getLogger(__name__)
 
@@ -228,11 +227,16 @@ def midnight(day: date) -> datetime:
 # ---------------------------------------------------------------- the batch writer
 
 
+# FOR NO KEY UPDATE needs UPDATE on fintoc.accounts, which the analyst role lacks (an
+# advisory lock, executable by PUBLIC, let any login stall a writer: ADR 0008). It does not
+# conflict with the KEY SHARE locks that foreign keys to the account take.
+_LOCK_ACCOUNT_SQL = text("SELECT 1 FROM fintoc.accounts WHERE id = :a FOR NO KEY UPDATE")
+
+
 def lock_account(session: Session, account_id: str) -> None:
-    """Serialize movement writers of one account until the transaction ends."""
-    session.execute(
-        text("SELECT pg_advisory_xact_lock(:key)"), {"key": lock_key(f"movements:{account_id}")}
-    )
+    """Serialize movement writers of one account until the transaction ends (a row lock on
+    the account, which its writers store before they write its movements)."""
+    session.execute(_LOCK_ACCOUNT_SQL, {"a": account_id})
 
 
 def write_batch(
