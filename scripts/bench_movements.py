@@ -75,7 +75,8 @@ def run_pass(url: str, rows: int, variant: int) -> tuple[float, dict[str, int]]:
                 writer.add(mov)
             writer.flush()
         for key, value in dataclasses.asdict(writer.result).items():
-            totals[key] = totals.get(key, 0) + value
+            if isinstance(value, int):  # counts (owners is a sample, not a count)
+                totals[key] = totals.get(key, 0) + value
     elapsed = time.perf_counter() - start
     engine.dispose()
     return elapsed, totals

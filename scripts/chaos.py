@@ -186,7 +186,8 @@ class Ctx:
         """pg_terminate_backend of every fintoc-sync connection to this database."""
         rows = self.sql(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-            "WHERE datname = :db AND application_name = 'fintoc-sync'",
+            "WHERE datname = :db AND (application_name = 'fintoc-sync' "
+            "OR application_name LIKE 'fintoc-sync run %')",  # a run's lease session
             db=self.db,
         )
         return len(rows)
@@ -197,7 +198,8 @@ class Ctx:
         while time.monotonic() < deadline:
             n = self.sql(
                 "SELECT count(*) FROM pg_stat_activity "
-                "WHERE datname = :db AND application_name = 'fintoc-sync'",
+                "WHERE datname = :db AND (application_name = 'fintoc-sync' "
+                "OR application_name LIKE 'fintoc-sync run %')",  # a run's lease session
                 db=self.db,
             )[0][0]
             if n >= minimum:
@@ -566,6 +568,9 @@ def scenarios(kills: int) -> list[Scenario]:
         Scenario("502 HTML", "api", api_fault("status_502", ACC, ok, times=3), quick=False),
         Scenario("503 HTML storm", "api", api_fault("status_503", M, some, times=12), quick=False),
         Scenario("read timeout", "api", api_fault("timeout", ACC, ok, times=1, seconds=3)),
+        # a byte of status line and headers every 0.1 s: each read is quick, the deadline
+        # (FINTOC_SYNC_HTTP_TIMEOUT=2) ends the attempt and the retry gets the answer
+        Scenario("headers trickled", "api", api_fault("slow_headers", ACC, ok, times=1)),
         Scenario("connection reset mid-body", "api", api_fault("reset", M, ok, times=3)),
         Scenario(
             "truncated JSON", "api", api_fault("malformed_json", ACC, ok, times=1), quick=False

@@ -15,7 +15,8 @@ while faults are armed). At the end the faults are cleared, two clean cycles run
 full check runs (lost rows count now), the daemon gets SIGTERM, and the script prints:
 faults injected by kind, cycles, violations, rows lost, duplicates, leaked locks
 (advisory locks and sync-lock holders left on the database), leaked connections
-(``application_name = 'fintoc-sync'``), the daemon's peak RSS and open fds at start and end.
+(``application_name`` fintoc-sync, or fintoc-sync run N: a run's lease), the daemon's peak RSS
+and open fds at start and end.
 
 Bounded by ``--seconds`` and ``--cycles``: it stops by itself. Exit 1 on any violation,
 leak, or a final state that does not converge.
@@ -171,7 +172,8 @@ class Soak:
         return int(
             self.ctx.sql(
                 "SELECT count(*) FROM pg_stat_activity "
-                "WHERE datname = :db AND application_name = 'fintoc-sync'",
+                "WHERE datname = :db AND (application_name = 'fintoc-sync' "
+                "OR application_name LIKE 'fintoc-sync run %')",  # a run's lease session
                 db=self.ctx.db,
             )[0][0]
         )

@@ -9,6 +9,7 @@ between them, for a server that trickles).
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -99,3 +100,58 @@ class HostileApi:
                 pass
 
         return Handler
+
+
+class SlowHead:
+    """A raw-socket server on loopback that sends its status line and headers one byte every
+    ``pause`` seconds (each read is quick; the whole head takes ``len(head) * pause``)."""
+
+    def __init__(self, head: bytes, body: bytes = b"[]", pause: float = 0.1) -> None:
+        self.head, self.body, self.pause = head, body, pause
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener.settimeout(0.2)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+
+    @property
+    def url(self) -> str:
+        """The base URL to point a client at."""
+        host, port = self._listener.getsockname()[:2]
+        return f"http://{host}:{port}"
+
+    def __enter__(self) -> SlowHead:
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self._listener.close()
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        with conn:
+            try:
+                received = b""
+                while b"\r\n\r\n" not in received:
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        return
+                    received += chunk
+                for i in range(len(self.head)):
+                    if self._stop.is_set():
+                        return
+                    conn.sendall(self.head[i : i + 1])
+                    time.sleep(self.pause)
+                conn.sendall(self.body)
+            except OSError:
+                pass  # the client gave up, as it should

@@ -31,6 +31,7 @@ import httpx
 import msgspec
 
 from sync.api import schemas
+from sync.api.deadline import bound_sockets, request_deadline
 from sync.api.ratelimit import RateLimiter
 from sync.errors import (
     ApiError,
@@ -292,7 +293,9 @@ class FintocClient:
         self.max_response_bytes = max_response_bytes
         # httpx's timeouts bound each socket read, not the request: a server sending a
         # byte just inside the read timeout would hold a request forever. The whole
-        # exchange (headers and body) gets this many seconds; by default the read timeout.
+        # exchange (connect, headers and body) gets this many seconds; by default the
+        # read timeout. Sockets honour it (sync/api/deadline.py); the body loop checks
+        # it too, for transports without sockets.
         self.deadline = deadline if deadline is not None else _total(timeout)
         self._monotonic = monotonic
         self._http = httpx.Client(
@@ -302,6 +305,11 @@ class FintocClient:
             follow_redirects=False,
             verify=True,  # never turned off: there is deliberately no setting for it
         )
+        if transport is None and not bound_sockets(self._http):
+            log.warning(
+                "this httpx version hides its connection pools: the request deadline "
+                "bounds response bodies only, not a server trickling its headers"
+            )
 
     def _headers(self, api_version: str | None, user_agent: str) -> dict[str, str]:
         headers = {
@@ -604,15 +612,18 @@ class FintocClient:
         """The one seam where httpx exceptions become ours; the body read within bounds."""
         started = self._monotonic()
         try:
-            response = self._http.send(request, stream=True)
-            try:
-                content = self._read_bounded(response, what, started)
-            finally:
-                response.close()
+            with request_deadline(self.deadline) as deadline:
+                response = self._http.send(request, stream=True)
+                try:
+                    content = self._read_bounded(response, what, started)
+                finally:
+                    response.close()
         except httpx.TransportError as exc:  # timeouts, refused, reset, protocol errors
             description = scrub(
                 safe_text(f"{type(exc).__name__}: {exc}", 500), (self._secret_key, *secrets)
             )
+            if isinstance(exc, httpx.TimeoutException) and deadline.passed():
+                description = self._overran
             self._report(attempt, None, request.method)
         except TransportError:  # the deadline passed while the body trickled in
             self._report(attempt, None, request.method)
@@ -644,12 +655,16 @@ class FintocClient:
                     field="<body>",
                 )
             if self._monotonic() - started > self.deadline:
-                raise TransportError(
-                    f"{what} failed: the response took longer than {self.deadline:g}s "
-                    "(FINTOC_SYNC_HTTP_TIMEOUT bounds the whole request)"
-                )
+                raise TransportError(f"{what} failed: {self._overran}")
             chunks.append(chunk)
         return b"".join(chunks)
+
+    @property
+    def _overran(self) -> str:
+        return (
+            f"the response took longer than {self.deadline:g}s "
+            "(FINTOC_SYNC_HTTP_TIMEOUT bounds the whole request)"
+        )
 
     def _report(self, attempt: int, status: int | None, method: str = "GET") -> None:
         if self._on_request is not None:

@@ -6,8 +6,8 @@ completely, written with the same batch writer as the incremental sync
 the API no longer returns are soft-deleted), and checkpointed in ``backfill_chunks`` —
 all in one transaction. A killed run therefore loses at most the chunk in flight, and
 a rerun skips the checkpointed chunks. ``movement_cursors`` is never touched: the
-incremental sync owns it. A sync of the same account waits on the account's advisory
-lock while a chunk is written, and vice versa.
+incremental sync owns it. A sync of the same account waits on the account's row lock
+(``lock_account``) while a chunk is written, and vice versa.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from sync.api import schemas
 from sync.errors import AuthenticationError, ConfigError
 from sync.run.concurrency import run_bounded
 from sync.run.context import Clock, Failure, utc_now
+from sync.run.movements import owner_conflict
 from sync.run.pipeline import is_unknown_token
 from sync.run.runs import RunLease, close_run
 from sync.store import loaders, vault
@@ -345,7 +346,7 @@ class Backfill:
                 target.account_id, target.token, since=since, until=until
             )
         )
-        upper, carry, read = until, None, 0
+        upper, carry, total = until, None, WriteResult()
         # The last segment of a read that spans the sync's whole window through today
         # also moves the account's incremental cursor: the next sync then reads only what
         # Fintoc refreshed since (its window would add nothing this read did not cover).
@@ -354,16 +355,19 @@ class Backfill:
             lower, carry, result = self._segment(
                 target, stream, (since, upper), carry, now, moves_cursor
             )
-            read += result.read
+            total.add(result)
             with self._lock:
                 report.movements_read += result.read
                 report.movements_upserted += result.upserted
                 report.movements_changed += result.changes
                 report.movements_removed += result.removed
             upper = lower
+        conflict = owner_conflict(target.link_id, target.account_id, total)
+        if conflict is not None:  # the rest of the chunk is written and checkpointed
+            self._report(report, conflict)
         with self._lock:
             report.chunks_done += 1
-            progress.chunk_done(target.account_id, since.isoformat(), until.isoformat(), read)
+            progress.chunk_done(target.account_id, since.isoformat(), until.isoformat(), total.read)
 
     def _segment(
         self,
@@ -423,7 +427,9 @@ class Backfill:
     def _fail(
         self, report: BackfillReport, link_id: str | None, account_id: str | None, exc: Exception
     ) -> None:
-        failure = Failure.of(exc, link_id=link_id, account_id=account_id)
+        self._report(report, Failure.of(exc, link_id=link_id, account_id=account_id))
+
+    def _report(self, report: BackfillReport, failure: Failure) -> None:
         with self._lock:
             report.failures.append(failure)
         log.error(

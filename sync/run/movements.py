@@ -10,17 +10,40 @@ from typing import Protocol
 from sqlalchemy.orm import Session
 
 from sync.api import schemas
-from sync.run.context import RunContext, utc_now
+from sync.run.context import Failure, RunContext, utc_now
 from sync.store.movements import (
     BATCH_ROWS,
     Cursor,
     MovementWriter,
+    WriteResult,
     advance_cursor,
     load_cursor,
     lock_account,
 )
 
 log = logging.getLogger(__name__)
+
+
+OWNER_CONFLICT = "MovementOwnerConflict"
+
+
+def owner_conflict(link_id: str | None, account_id: str, result: WriteResult) -> Failure | None:
+    """The failure to report when movements of the account belong to another account.
+
+    A movement id that two accounts report stays with the account that had it first;
+    the other account's copy is not written (the rest of its movements are).
+    """
+    n = result.owned_elsewhere
+    if not n:
+        return None
+    sample = ", ".join(f"{mov} (account {owner})" for mov, owner in result.owners.items())
+    more = ", …" if n > len(result.owners) else ""
+    what = "movement is" if n == 1 else "movements are"
+    message = (
+        f"{n} {what} also reported by another account, which had it first: {sample}{more}; "
+        f"account {account_id} is not allowed to take it (not written for this account)"
+    )
+    return Failure(link_id, OWNER_CONFLICT, message, account_id=account_id)
 
 
 class MovementSource(Protocol):
@@ -100,6 +123,9 @@ class MovementSync:
         writer.reconcile(since, today + timedelta(days=1))
         advance_cursor(session, account.id, today, now, account.refreshed_at)
         r = writer.result
+        conflict = owner_conflict(account.link_id, account.id, r)
+        if conflict is not None:
+            run.fail(conflict)
         run.add(
             movements_upserted=r.upserted, movements_changed=r.changes, movements_removed=r.removed
         )

@@ -1,4 +1,4 @@
-"""Run bookkeeping: a ``sync_runs`` row opened, kept alive by a lock, and closed once."""
+"""Run bookkeeping: a ``sync_runs`` row opened, kept alive by its session, and closed once."""
 
 from __future__ import annotations
 
@@ -7,12 +7,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, Engine, select, text, update
+from sqlalchemy import Connection, Engine, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from models import SyncRun
 from sync.run.context import Failure, describe
-from sync.store.db import lock_key
 from sync.text import safe_json, safe_text
 
 log = logging.getLogger(__name__)
@@ -22,19 +21,28 @@ ABANDONED_MESSAGE = (
 )
 
 
-def run_lock_key(run_id: int) -> int:
-    """The advisory-lock key a live run holds for its whole life."""
-    return lock_key(f"fintoc-sync:run:{run_id}")
+_MARKER = "fintoc-sync run "
+
+
+def run_marker(run_id: int) -> str:
+    """The ``application_name`` of a live run's lease session."""
+    return f"{_MARKER}{run_id}"
 
 
 @dataclass
 class RunLease:
-    """A ``sync_runs`` row and the session advisory lock that says its process is alive.
+    """A ``sync_runs`` row and the database session that says its process is alive.
 
-    The row is inserted and the lock taken in one transaction, so no other process can
-    see the row ``running`` without its lock. A process killed by SIGKILL (or whose
-    connection the server dropped) loses the lock with its session; the next run to
-    open finds that row unlocked and closes it as ``abandoned`` (close_abandoned_runs).
+    The row is inserted, and the session named after it (``application_name``,
+    :func:`run_marker`), in one transaction, so no other process can see the row
+    ``running`` without its session. A process killed by SIGKILL (or whose connection the
+    server dropped) loses the session; the next run to open finds no such session and
+    closes the row as ``abandoned`` (close_abandoned_runs).
+
+    Not an advisory lock: ``pg_advisory_lock`` is executable by PUBLIC, and an analyst
+    holding the next runs' keys made opening a run wait forever, stalling every cycle
+    with no skip and no log. Any login may name its session after a run, so only a session
+    of a role that may write ``sync_runs`` counts (docs/decisions/0008-sync-lock.md).
     """
 
     conn: Connection
@@ -45,9 +53,8 @@ class RunLease:
         """Insert the run row (committed at once, so even a killed run is visible)."""
         bind = sessions.kw.get("bind")
         assert isinstance(bind, Engine), "the sessionmaker must be bound to an engine"
-        # A connection of its own, detached from the pool: if it went back to the pool
-        # holding the session lock (an unlock that failed, a lease never released), it
-        # would carry the lock to whoever checks it out next. Closing it really closes it.
+        # A connection of its own, detached from the pool: its name must not outlive the
+        # run on a pooled connection. Closing it really closes it (and ends the session).
         conn = bind.connect()
         try:
             conn.detach()
@@ -56,7 +63,10 @@ class RunLease:
                 session.add(row)
                 session.flush()
                 run_id = row.id
-                session.execute(text("SELECT pg_advisory_lock(:k)"), {"k": run_lock_key(run_id)})
+                session.execute(
+                    text("SELECT set_config('application_name', :name, false)"),
+                    {"name": run_marker(run_id)},
+                )
                 session.commit()
         except BaseException:
             conn.close()
@@ -72,37 +82,37 @@ class RunLease:
         return lease
 
     def release(self) -> None:
-        """Drop the lock (the run row is closed) and the connection, whatever happens."""
+        """End the lease session (the run row is closed), whatever happens."""
         try:
-            self.conn.rollback()  # a failed statement would refuse the unlock
-            self.conn.execute(
-                text("SELECT pg_advisory_unlock(:k)"), {"k": run_lock_key(self.run_id)}
-            )
-            self.conn.commit()
-        except Exception:  # the connection may be gone, and the lock with it
-            log.debug("run lock release failed; closing the session drops the lock")
+            self.conn.rollback()
+        except Exception:  # the connection may be gone, and the session with it
+            log.debug("run lease rollback failed; closing the connection ends the session")
         finally:
-            self.conn.close()  # detached: the server ends the session and any lock in it
+            self.conn.close()  # detached: the server ends the session
+
+
+# One statement: the rows and the sessions are read at the same moment, and a row is
+# visible only once its session was named (same transaction). A session counts only if
+# its role may write sync_runs: the analyst can name a session, not gain that privilege.
+_ABANDON_SQL = text(
+    """
+    UPDATE fintoc.sync_runs r
+    SET status = 'abandoned', finished_at = :now, error_summary = :message
+    WHERE r.status = 'running' AND NOT EXISTS (
+        SELECT 1 FROM pg_stat_activity a
+        WHERE a.application_name = :marker || r.id
+          AND has_table_privilege(a.usesysid, 'fintoc.sync_runs', 'UPDATE')
+    )
+    RETURNING r.id
+    """
+)
 
 
 def close_abandoned_runs(sessions: sessionmaker[Session], now: datetime) -> int:
-    """Mark ``running`` rows whose process no longer holds their lock as ``abandoned``."""
-    closed = 0
+    """Mark ``running`` rows whose lease session is gone as ``abandoned``."""
     with sessions.begin() as session:
-        running = session.scalars(select(SyncRun.id).where(SyncRun.status == "running")).all()
-        for run_id in running:
-            # Free only if nobody holds the run's session lock; released at commit.
-            free = session.execute(
-                text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": run_lock_key(run_id)}
-            ).scalar()
-            if free:
-                session.execute(
-                    update(SyncRun)
-                    .where(SyncRun.id == run_id, SyncRun.status == "running")
-                    .values(status="abandoned", finished_at=now, error_summary=ABANDONED_MESSAGE)
-                )
-                closed += 1
-    return closed
+        params = {"now": now, "message": ABANDONED_MESSAGE, "marker": _MARKER}
+        return len(session.execute(_ABANDON_SQL, params).all())
 
 
 #: ``sync_runs`` count columns a run may report (RunContext.counts keys).

@@ -16,7 +16,7 @@ another replica) takes it. What an event does:
   beside a poll (when a poll holds the lock the event waits, without counting an attempt);
 * ``account.refresh_intent.succeeded`` / ``…movements_modified`` / ``…movements_removed``:
   the account's balance and movements are re-read with the poll's MovementSync in the
-  claiming transaction, under the per-account advisory lock the poll also takes; other
+  claiming transaction, under the per-account row lock the poll also takes; other
   due events of the same account are settled by the same read;
 * any other type: ``ignored``.
 

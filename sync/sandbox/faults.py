@@ -16,11 +16,15 @@ Kinds and their params:
 ``status_503``     503 with a Cloudflare-like HTML body
 ``malformed_json`` 200 whose body is the real JSON cut in half
 ``reset``          send headers and half the body, then reset the connection
+``slow_headers``   ``interval`` (default 0.1): the status line and headers one byte at a
+                   time, ``interval`` seconds apart (each read is quick; the whole is not)
 ``repeat_page``    the real page, but ``rel="next"`` points at the same URL
 ``empty_next``     ``[]`` with a ``rel="next"`` to the following page
 ``bad_payload``    corrupt one item: ``mutate`` = ``drop_key:K`` | ``wrong_type:K`` |
-                   ``unknown_enum:K`` | ``huge_amount`` | ``invalid_date[:K]``;
-                   ``index`` (default 0) picks the list item
+                   ``unknown_enum:K`` | ``huge_amount`` | ``invalid_date[:K]`` |
+                   ``set_id:ID`` (the item's id becomes ID: rules on two accounts'
+                   movements make both report one movement id); ``index`` (default 0)
+                   picks the list item
 =================  ==========================================================================
 """
 
@@ -42,12 +46,13 @@ KINDS = frozenset(
         "status_503",
         "malformed_json",
         "reset",
+        "slow_headers",
         "repeat_page",
         "empty_next",
         "bad_payload",
     }
 )
-_MUTATIONS = ("drop_key", "wrong_type", "unknown_enum", "huge_amount", "invalid_date")
+_MUTATIONS = ("drop_key", "wrong_type", "unknown_enum", "huge_amount", "invalid_date", "set_id")
 _ids = itertools.count(1)
 
 

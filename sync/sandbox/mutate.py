@@ -71,6 +71,8 @@ def _mutate(item: dict[str, Any], spec: str) -> None:
             item["amount"] = 10**20
         else:
             item["balance"]["available"] = 10**20
+    elif op == "set_id":
+        item["id"] = key
     elif op == "invalid_date":
         name = key or next((k for k in _DATE_KEYS if k in item), "created_at")
         item[name] = "2026-13-45T25:61:00Z"

@@ -145,6 +145,10 @@ class SandboxHandler(BaseHTTPRequestHandler):
             return api.handle(self.server.world, request)
         if rule.kind.startswith("status_"):
             return mutate.error_response(rule)
+        if rule.kind == "slow_headers":
+            response = api.handle(self.server.world, request)
+            response.trickle = float(rule.params.get("interval", 0.1))
+            return response
         response = api.handle(self.server.world, request)
         if response.status != 200:
             return response
@@ -153,6 +157,9 @@ class SandboxHandler(BaseHTTPRequestHandler):
         return _rewrite(rule, request, response)
 
     def _write(self, response: Response) -> None:
+        if response.trickle:
+            self._write_trickled(response)
+            return
         body = response.payload()
         self.send_response(response.status)
         self.send_header("Content-Type", response.content_type)
@@ -168,6 +175,24 @@ class SandboxHandler(BaseHTTPRequestHandler):
                 self.wfile.write(body)
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True  # the client gave up (timeout fault)
+
+    def _write_trickled(self, response: Response) -> None:
+        """The status line and headers a byte at a time (``slow_headers``), then the body."""
+        body = response.payload()
+        reason = self.responses.get(response.status, ("",))[0]
+        lines = [f"{self.protocol_version} {response.status} {reason}"]
+        headers = {"Content-Type": response.content_type, "Content-Length": str(len(body))}
+        lines += [f"{k}: {v}" for k, v in (headers | response.headers).items()]
+        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        try:
+            for i in range(len(head)):
+                self.wfile.write(head[i : i + 1])
+                self.wfile.flush()
+                time.sleep(response.trickle)
+            self.wfile.write(body)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        self.close_connection = True
 
     def _reset(self, body: bytes) -> None:
         """Send half the promised body, then abort the TCP connection (RST)."""

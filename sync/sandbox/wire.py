@@ -37,6 +37,7 @@ class Response:
     raw: bytes | None = None
     content_type: str = JSON_TYPE
     reset: bool = False  # the ``reset`` fault: abort the connection mid-body
+    trickle: float = 0.0  # the ``slow_headers`` fault: seconds between bytes of the head
 
     def payload(self) -> bytes:
         """The body bytes: ``raw`` if set, nothing for 204, else compact JSON."""

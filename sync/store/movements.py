@@ -2,17 +2,25 @@
 
 How a batch of movements is written (``write_batch``), all in the caller's transaction:
 
-1. ``SELECT … FOR UPDATE`` the rows of the batch that already exist, in id order. The
-   old values are read under that lock, so the change log cannot miss or invent a change
+1. The batch is COPYed into a temporary staging table.
+2. The stored rows that differ from it are found (one join, no lock; an unchanged batch
+   ends here). A row another account owns and still reports (``removed_at`` null) is an
+   *owner conflict*: it is neither locked nor written, and the result names it, so the
+   first owner keeps it instead of the movement flipping between two accounts on every
+   run (a new ``movement_changes`` row each time).
+3. The batch's own differing rows are ``SELECT … FOR UPDATE``d in id order and their old
+   values read under that lock, so the change log cannot miss or invent a change
    (PostgreSQL 15 has no ``RETURNING OLD``).
-2. The diff is computed in Python: new rows, changed rows and removed rows that came
-   back are written with one ``INSERT … SELECT FROM unnest(…) ON CONFLICT (id) DO UPDATE
-   … WHERE (…) IS DISTINCT FROM (…)``; unchanged rows are not sent at all (so not
-   rewritten: their ``xmin`` stays).
-3. One multi-row insert of ``movement_changes`` (kind ``updated`` or ``restored``).
+4. New rows go in with ``INSERT … SELECT … ON CONFLICT DO NOTHING``, the changed ones
+   with one ``UPDATE … FROM`` the stage; unchanged rows are not rewritten (their
+   ``xmin`` stays). One multi-row insert of ``movement_changes`` (``updated`` or
+   ``restored``).
 
-Writers of one account (a sync and a backfill) are serialized by a transaction-level
-advisory lock on the account: their batches span several statements, and row locks
+A movement whose owner no longer reports it (soft-deleted there) may move: its new
+account takes it and the change is logged as ``restored``.
+
+Writers of one account (a sync, a backfill, a webhook) are serialized by a row lock on
+the account (``lock_account``): their batches span several statements, and row locks
 taken in id order inside each batch would not stop two transactions from deadlocking
 across batches.
 """
@@ -21,16 +29,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from typing import Any
 
-from sqlalchemy import insert, text
+from sqlalchemy import RowMapping, insert, text
 from sqlalchemy.orm import Session
 
 from models import MovementChange
 from sync.api import schemas
-from sync.store.db import lock_key
 
 log = logging.getLogger(__name__)
 
@@ -79,12 +86,20 @@ _STAGE_DDL = text(
 _STAGE_CLEAR = text(f"TRUNCATE {_STAGE}")
 _STAGE_COPY = f"COPY {_STAGE} (id, {_COL_LIST}) FROM STDIN (FORMAT BINARY)"
 _STAGE_TYPES = ["text", *TRACKED.values()]
+_DIFFERS = f"({_M_COLS}, m.removed_at IS NULL) IS DISTINCT FROM ({_S_COLS}, true)"
 # Stored rows of the batch that differ from what the API sent now (or were soft-deleted),
-# with their old values, locked: the change log is computed from these under the lock.
+# unlocked: which are ours to change, which another account owns (owner conflicts).
+_DIFFERING_SQL = text(
+    "SELECT m.id, m.account_id, m.removed_at FROM fintoc.movements m "  # noqa: S608 (constant names)
+    f"JOIN {_STAGE} s ON s.id = m.id WHERE {_DIFFERS}"
+)
+# Those of them that are ours, with their old values, locked: the change log is computed
+# from these under the lock (ownership is checked again under it).
 _CHANGED_SQL = text(
     f"SELECT m.id, {_M_COLS}, m.removed_at FROM fintoc.movements m "  # noqa: S608 (constant names)
     f"JOIN {_STAGE} s ON s.id = m.id "
-    f"WHERE ({_M_COLS}, m.removed_at IS NULL) IS DISTINCT FROM ({_S_COLS}, true) "
+    f"WHERE m.id = ANY(CAST(:ids AS text[])) AND {_DIFFERS} "
+    "AND (m.account_id = s.account_id OR m.removed_at IS NOT NULL) "
     "ORDER BY m.id FOR UPDATE OF m"
 )
 _INSERT_NEW_SQL = text(
@@ -144,15 +159,23 @@ _CURSOR_SQL = text(
 )
 
 
+#: How many owner conflicts a result names (the count is always exact).
+CONFLICT_SAMPLE = 5
+
+
 @dataclass
 class WriteResult:
-    """What writing movements did: rows written, change-log rows, soft deletions."""
+    """What writing movements did: rows written, change-log rows, soft deletions, and the
+    movements not written because another account owns them (``owned_elsewhere``, with
+    up to CONFLICT_SAMPLE of them in ``owners``: movement id → owning account)."""
 
     read: int = 0
     inserted: int = 0
     updated: int = 0
     changes: int = 0
     removed: int = 0
+    owned_elsewhere: int = 0
+    owners: dict[str, str] = field(default_factory=dict)
 
     @property
     def upserted(self) -> int:
@@ -166,6 +189,10 @@ class WriteResult:
         self.updated += other.updated
         self.changes += other.changes
         self.removed += other.removed
+        self.owned_elsewhere += other.owned_elsewhere
+        for movement_id, owner in other.owners.items():
+            if len(self.owners) < CONFLICT_SAMPLE:
+                self.owners[movement_id] = owner
 
 
 # ---------------------------------------------------------------- pure helpers
@@ -217,11 +244,16 @@ def midnight(day: date) -> datetime:
 # ---------------------------------------------------------------- the batch writer
 
 
+# FOR NO KEY UPDATE needs UPDATE on fintoc.accounts, which the analyst role lacks (an
+# advisory lock, executable by PUBLIC, let any login stall a writer: ADR 0008). It does not
+# conflict with the KEY SHARE locks that foreign keys to the account take.
+_LOCK_ACCOUNT_SQL = text("SELECT 1 FROM fintoc.accounts WHERE id = :a FOR NO KEY UPDATE")
+
+
 def lock_account(session: Session, account_id: str) -> None:
-    """Serialize movement writers of one account until the transaction ends."""
-    session.execute(
-        text("SELECT pg_advisory_xact_lock(:key)"), {"key": lock_key(f"movements:{account_id}")}
-    )
+    """Serialize movement writers of one account until the transaction ends (a row lock on
+    the account, which its writers store before they write its movements)."""
+    session.execute(_LOCK_ACCOUNT_SQL, {"a": account_id})
 
 
 def write_batch(
@@ -233,14 +265,18 @@ def write_batch(
     ``INSERT … SELECT … ON CONFLICT DO NOTHING``; only the stored rows that differ from
     the batch are read back (locked), rewritten and logged. An unchanged row costs no
     write (its ``xmin`` stays), and neither an all-new nor an all-unchanged batch sends
-    a row to Python and back.
+    a row to Python and back. A movement another account owns and still reports is not
+    written: it is counted in ``owned_elsewhere`` (see the module docstring).
     """
     rows = {m.id: m for m in movements}
     result = WriteResult(read=len(rows))
     if not rows:
         return result
     _stage(session, rows.values())
-    changed = session.execute(_CHANGED_SQL).mappings().all()
+    ours = _differing_rows_we_own(session, rows, result)
+    changed: Sequence[RowMapping] = []
+    if ours:
+        changed = session.execute(_CHANGED_SQL, {"ids": ours}).mappings().all()
     result.inserted = session.execute(_INSERT_NEW_SQL, {"now": now}).rowcount or 0  # type: ignore[attr-defined]
     changes = []
     for found in changed:
@@ -253,6 +289,22 @@ def write_batch(
         session.execute(insert(MovementChange), changes)
     result.updated = result.changes = len(changes)
     return result
+
+
+def _differing_rows_we_own(
+    session: Session, rows: dict[str, schemas.Movement], result: WriteResult
+) -> list[str]:
+    """Ids of the stored rows that differ from the staged batch and are the batch's to
+    change, sorted; the ones another account owns and still reports go to ``result``."""
+    ours = []
+    for movement_id, owner, removed_at in session.execute(_DIFFERING_SQL).all():
+        if owner != rows[movement_id].account_id and removed_at is None:
+            result.owned_elsewhere += 1
+            if len(result.owners) < CONFLICT_SAMPLE:
+                result.owners[movement_id] = owner
+        else:
+            ours.append(movement_id)
+    return sorted(ours)
 
 
 def _stage(session: Session, movements: Iterable[schemas.Movement]) -> None:

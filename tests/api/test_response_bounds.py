@@ -11,7 +11,7 @@ import pytest
 
 from sync.api.client import FintocClient, RetryPolicy
 from sync.errors import PayloadError, TransportError
-from tests.hostile import SECRET, HostileApi, Reply
+from tests.hostile import SECRET, HostileApi, Reply, SlowHead
 
 MiB = 1024 * 1024
 
@@ -73,6 +73,25 @@ def test_a_trickling_server_cannot_hold_a_request_past_the_timeout() -> None:
             list(client.iter_links())
         elapsed = time.monotonic() - started
     assert elapsed < 3.0
+
+
+HEAD = (
+    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+    + b"X-Padding: "
+    + b"a" * 300
+    + b"\r\nContent-Length: 2\r\n\r\n"
+)  # about 35 s at a byte every 0.1 s
+
+
+def test_a_server_trickling_its_headers_cannot_hold_a_request_past_the_timeout() -> None:
+    """Status line and headers at a byte every 0.1 s (each read within the read timeout)
+    still fail the request clearly once the 2 s deadline passed, not after 35 s."""
+    with SlowHead(HEAD) as server, _client(server.url, timeout=2.0) as client:
+        started = time.monotonic()
+        with pytest.raises(TransportError, match=r"longer than 2s \(FINTOC_SYNC_HTTP_TIMEOUT"):
+            list(client.iter_links())
+        elapsed = time.monotonic() - started
+    assert elapsed < 2.0 + 3.0
 
 
 def test_a_normal_body_within_bounds_is_read() -> None:

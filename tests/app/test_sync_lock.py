@@ -3,23 +3,29 @@
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ProgrammingError
+from sqlalchemy.orm import Session, sessionmaker
 
 from sync.api.client import RetryPolicy
 from sync.app.daemon import SKIP_WARNING, Daemon
 from sync.app.metrics import SyncMetrics
 from sync.app.wiring import Wiring
 from sync.config import Settings
+from sync.run.runs import RunLease, close_abandoned_runs
 from sync.sandbox import Sandbox
+from sync.store import vault
 from sync.store.db import lock_key, try_sync_lock
 
 FAST_RETRY = RetryPolicy(max_attempts=2, base=0.01, cap=0.02)
+NOW = datetime(2026, 11, 1, tzinfo=UTC)
 
 
 @pytest.fixture
@@ -85,3 +91,88 @@ def test_health_turns_503_when_the_last_success_is_too_old() -> None:
     assert not health.ok and "no successful cycle for 150s" in health.reason
     metrics.run_finished("partial", {}, 1.0)
     assert metrics.health().ok
+
+
+@pytest.fixture
+def no_endless_lock_waits(engine: Engine, db_url: str) -> Iterator[None]:
+    """Lock waits on the test database give up after 5 s (a stalled sync fails, not hangs)."""
+    name = make_url(db_url).database
+    with engine.connect() as conn:
+        conn.execute(text(f'ALTER DATABASE "{name}" SET lock_timeout = 5000'))
+        conn.commit()
+    engine.dispose()  # connections made from here on have it
+    yield
+
+
+def test_the_analyst_cannot_stall_a_run_or_an_account_writer(
+    daemon: Daemon,
+    engine: Engine,
+    sandbox: Sandbox,
+    fernet_key: str,
+    analyst: Engine,
+    no_endless_lock_waits: None,
+) -> None:
+    """The analyst holding the advisory keys the sync once waited on (the next runs' leases,
+    every account's movement writer) stalls nothing: cycles run and every account syncs;
+    the writer's row lock is refused to the analyst."""
+    with Session(engine) as session, session.begin():
+        vault.add_tokens(session, vault.make_cipher(fernet_key), sandbox.link_tokens(), NOW)
+    assert daemon.cycle() in {"succeeded", "partial"}
+    with engine.connect() as conn:
+        last = conn.execute(text("SELECT max(id) FROM fintoc.sync_runs")).scalar_one()
+        accounts = list(conn.execute(text("SELECT id FROM fintoc.accounts")).scalars())
+    assert len(accounts) > 10
+    keys = [lock_key(f"fintoc-sync:run:{last + i}") for i in range(1, 6)]
+    keys += [lock_key(f"movements:{a}") for a in accounts]
+    with analyst.connect() as conn:
+        for key in keys:
+            conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": key})
+        conn.commit()
+        with pytest.raises(ProgrammingError, match="permission denied"):
+            conn.execute(text("SELECT 1 FROM fintoc.accounts FOR NO KEY UPDATE NOWAIT"))
+        conn.rollback()
+        assert daemon.cycle() in {"succeeded", "partial"}
+    with engine.connect() as conn:
+        run = conn.execute(
+            text("SELECT status, errors::text FROM fintoc.sync_runs ORDER BY id DESC LIMIT 1")
+        ).one()
+    assert run[0] in {"succeeded", "partial"} and "lock" not in run[1]
+
+
+def test_a_dead_run_is_abandoned_whatever_the_analyst_holds_or_calls_itself(
+    engine: Engine, sessions: sessionmaker[Session], analyst: Engine
+) -> None:
+    """A run whose process is gone is closed as abandoned by the next run, even while the
+    analyst holds its old advisory key and names a session after it; a live run is not."""
+    now = datetime.now(UTC)
+    dead = RunLease.open(sessions, "sync", now)
+    pid = dead.conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
+    dead.conn.invalidate()  # the process is gone, and its session with it
+    _wait_gone(engine, pid)
+    with analyst.connect() as conn:
+        conn.execute(
+            text("SELECT pg_advisory_lock(:k)"), {"k": lock_key(f"fintoc-sync:run:{dead.run_id}")}
+        )
+        conn.execute(
+            text("SELECT set_config('application_name', :n, false)"),
+            {"n": f"fintoc-sync run {dead.run_id}"},
+        )
+        conn.commit()
+        assert close_abandoned_runs(sessions, now) == 1
+        live = RunLease.open(sessions, "sync", now)
+        assert close_abandoned_runs(sessions, now) == 0
+    with engine.connect() as conn:
+        statuses = dict(conn.execute(text("SELECT id, status FROM fintoc.sync_runs")).all())
+    assert statuses == {dead.run_id: "abandoned", live.run_id: "running"}
+    live.release()
+
+
+def _wait_gone(engine: Engine, pid: int) -> None:
+    """Until the server has ended the session of backend ``pid`` (at most 10 s)."""
+    query = text("SELECT count(*) FROM pg_stat_activity WHERE pid = :p")
+    for _ in range(100):
+        with engine.connect() as conn:
+            if not conn.execute(query, {"p": pid}).scalar_one():
+                return
+        time.sleep(0.1)
+    raise AssertionError(f"backend {pid} is still there")

@@ -149,6 +149,27 @@ def test_bad_payload_fails_that_account_only(harness: Harness) -> None:
     assert h.scalar("SELECT count(DISTINCT account_id) FROM fintoc.backfill_chunks") > 5
 
 
+def test_a_movement_another_account_owns_is_reported_and_not_taken(harness: Harness) -> None:
+    """A backfilled account reporting a movement id another account already has reports the
+    conflict for that account, writes the rest of it, and the owner keeps the movement."""
+    h = harness
+    sharers = ("acc_Z6AwnGn4idL7DPj4", "acc_Lk9jHg7FdS5aQw3E")
+    h.sb.faults.add(
+        "bad_payload",
+        path="/v1/accounts/(" + "|".join(sharers) + ")/movements",
+        times=None,
+        mutate="set_id:mov_shared",
+    )
+    h.sync(per_page=300)
+    owner = h.scalar("SELECT account_id FROM fintoc.movements WHERE id = 'mov_shared'")
+    (other,) = set(sharers) - {owner}
+    report = _backfill(h).run(h.today() - timedelta(days=20), h.today() + timedelta(days=1))
+    assert [(f.account_id, f.kind) for f in report.failures] == [(other, "MovementOwnerConflict")]
+    assert report.exit_code == 1 and report.chunks_done > 0
+    assert h.scalar("SELECT account_id FROM fintoc.movements WHERE id = 'mov_shared'") == owner
+    assert h.scalar("SELECT count(*) FROM fintoc.movement_changes") == 0
+
+
 def test_backfill_beside_sync_has_no_duplicates(harness: Harness) -> None:
     """A backfill and syncs writing the same account concurrently neither deadlock nor duplicate."""
     h = harness

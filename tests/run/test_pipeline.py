@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, text
 
+from sync.api.client import FintocClient, RetryPolicy
 from sync.run.pipeline import Pipeline
 from sync.sandbox import Sandbox
 from tests.run.conftest import FakeClock
@@ -264,6 +266,29 @@ def test_one_bad_link_fails_alone_and_the_rest_commits(
     assert run[0] == "partial" and run[1] == 1 and "created_at" in json.dumps(run[2])
     (error,) = rows(engine, "SELECT last_sync_error FROM fintoc.links WHERE id = :id", id=bad_id)
     assert "created_at" in error[0]
+
+
+def test_a_link_whose_headers_trickle_fails_alone_within_the_deadline(
+    make_pipeline: Callable[..., Pipeline], sandbox: Sandbox
+) -> None:
+    """A server trickling the status line and headers of one link's request (a byte every
+    0.1 s, each read quick) fails that link clearly once each attempt's 1 s deadline passed,
+    not after the half minute the head takes; the other links sync meanwhile."""
+    slow_token = sandbox.link_tokens()[0]
+    slow_id = sandbox.world.link_by_token(slow_token).id  # type: ignore[union-attr]
+    sandbox.faults.add("slow_headers", path=r"^/v1/accounts$", match_query=slow_token, times=None)
+    pipeline = make_pipeline(sandbox)
+    retry = RetryPolicy(max_attempts=2, base=0.01, cap=0.01)
+    with FintocClient(sandbox.url, sandbox.secret_key, retry=retry, timeout=1.0) as client:
+        pipeline.client = client
+        started = time.monotonic()
+        report = pipeline.run()
+        elapsed = time.monotonic() - started
+    assert report.status == "partial"
+    assert [f.link_id for f in report.failures] == [slow_id]
+    assert "longer than 1s (FINTOC_SYNC_HTTP_TIMEOUT" in report.failures[0].message
+    assert report.links_synced == len(sandbox.link_tokens()) - 1
+    assert elapsed < 2 * 1.0 + 5.0  # two attempts of 1 s, and slack
 
 
 def test_rate_limited_then_success(

@@ -214,3 +214,39 @@ def test_a_refresh_or_the_safety_net_brings_the_read_back(harness: Harness) -> N
     assert refreshed < total  # the refreshed accounts were read
     again = h.sync(full_read_every=timedelta(0))
     assert again.counts.get("movement_reads_skipped", 0) == 0
+
+
+SHARED_MOVEMENT = "mov_shared"
+SHARERS = ("acc_Z6AwnGn4idL7DPj4", "acc_Lk9jHg7FdS5aQw3E")  # accounts of two links
+
+
+def test_a_movement_two_accounts_report_stays_with_its_first_owner(harness: Harness) -> None:
+    """A movement id two accounts (of two links) report stays with the account that had it
+    first: reruns neither move nor rewrite it nor log a change, and each run reports the
+    conflict for the other account's link; the rest of that account is synced."""
+    h = harness
+    h.sb.faults.add(
+        "bad_payload",
+        path="/v1/accounts/(" + "|".join(SHARERS) + ")/movements",
+        times=None,
+        mutate="set_id:" + SHARED_MOVEMENT,
+    )
+    h.sync(per_page=300)  # one page per account: the rule rewrites each page's first item
+    owner, version = h.rows(
+        "SELECT account_id, xmin::text FROM fintoc.movements WHERE id = :i", i=SHARED_MOVEMENT
+    )[0]
+    (other,) = set(SHARERS) - {owner}
+    other_link = h.scalar("SELECT link_id FROM fintoc.accounts WHERE id = :a", a=other)
+    for _ in range(2):
+        report = h.sync(per_page=300)
+        conflicts = [f for f in report.failures if f.kind == "MovementOwnerConflict"]
+        assert [(f.link_id, f.account_id) for f in conflicts] == [(other_link, other)]
+        assert f"{SHARED_MOVEMENT} (account {owner})" in conflicts[0].message
+        assert report.status == "partial"
+    assert h.rows(
+        "SELECT account_id, xmin::text FROM fintoc.movements WHERE id = :i", i=SHARED_MOVEMENT
+    ) == [(owner, version)]
+    assert h.scalar("SELECT count(*) FROM fintoc.movement_changes") == 0
+    cursor = "SELECT synced_through FROM fintoc.movement_cursors WHERE account_id = :a"
+    assert h.scalar(cursor, a=other) == h.today()
+    assert h.scalar("SELECT count(*) FROM fintoc.movements WHERE account_id = :a", a=other) > 0

@@ -7,8 +7,16 @@ from datetime import UTC, date, datetime
 from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
+from sync.api import schemas
 from sync.run.movements import MovementSync
-from sync.store.movements import advance_cursor, change_row, diff, stored_cursor
+from sync.store.movements import (
+    advance_cursor,
+    change_row,
+    diff,
+    mark_missing_removed,
+    stored_cursor,
+    write_batch,
+)
 
 NOW = datetime(2026, 11, 1, 12, tzinfo=UTC)
 
@@ -56,3 +64,47 @@ def test_cursor_only_moves_forward(sessions: sessionmaker[Session]) -> None:
         assert stored_cursor(session, "a") == date(2026, 11, 10)
         advance_cursor(session, "a", date(2026, 11, 12), NOW)
         assert stored_cursor(session, "a") == date(2026, 11, 12)
+
+
+def _movement(account_id: str, amount: int) -> schemas.Movement:
+    payload = {"id": "m1", "amount": amount, "currency": "CLP", "post_date": "2026-11-01T00:00:00Z"}
+    return schemas.parse_movement(payload, account_id)
+
+
+def _owner(session: Session) -> tuple[str, int]:
+    row = session.execute(
+        text(
+            "SELECT account_id, (SELECT count(*) FROM fintoc.movement_changes) "
+            "FROM fintoc.movements WHERE id = 'm1'"
+        )
+    ).one()
+    return row[0], row[1]
+
+
+def test_a_movement_moves_only_once_its_owner_stopped_reporting_it(
+    sessions: sessionmaker[Session],
+) -> None:
+    """Another account's copy of a live movement is refused (counted, not written); once the
+    owner no longer reports it (soft-deleted), the other account takes it, logged restored."""
+    with sessions.begin() as session:
+        session.execute(
+            text(
+                "INSERT INTO fintoc.links (id, first_seen_at, last_seen_at) "
+                "VALUES ('l', now(), now());"
+                "INSERT INTO fintoc.accounts (id, link_id, first_seen_at, last_seen_at) "
+                "VALUES ('a', 'l', now(), now()), ('b', 'l', now(), now())"
+            )
+        )
+        write_batch(session, [_movement("a", 5)], NOW)
+        refused = write_batch(session, [_movement("b", 7)], NOW)
+        assert (refused.owned_elsewhere, refused.owners, refused.upserted) == (1, {"m1": "a"}, 0)
+        assert _owner(session) == ("a", 0)
+        day = date(2026, 11, 1)
+        assert mark_missing_removed(session, "a", day, date(2026, 11, 2), [], NOW) == 1
+        taken = write_batch(session, [_movement("b", 7)], NOW)
+        assert (taken.owned_elsewhere, taken.updated) == (0, 1)
+        assert _owner(session) == ("b", 2)
+        kind, fields = session.execute(
+            text("SELECT kind, changed_fields FROM fintoc.movement_changes ORDER BY id DESC")
+        ).first()  # type: ignore[misc]
+        assert kind == "restored" and fields == ["account_id", "amount", "removed_at"]

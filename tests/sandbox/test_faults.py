@@ -116,6 +116,7 @@ def test_empty_next(sandbox: Sandbox, client: httpx.Client) -> None:
         ("unknown_enum:status", lambda m: m["status"] == "totally_new_value_from_the_future"),
         ("huge_amount", lambda m: m["amount"] > 2**63),
         ("invalid_date", lambda m: m["post_date"] == "2026-13-45T25:61:00Z"),
+        ("set_id:mov_shared", lambda m: m["id"] == "mov_shared"),
     ],
 )
 def test_bad_payload(sandbox: Sandbox, client: httpx.Client, mutate: str, check: object) -> None:

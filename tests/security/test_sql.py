@@ -36,6 +36,7 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("sync/store/movements.py", "_M_COLS"): "m.col per column of the constant TRACKED",
     ("sync/store/movements.py", "_S_COLS"): "s.col per column of the constant TRACKED",
     ("sync/store/movements.py", "_SET_FROM_STAGE"): "col = s.col per column of TRACKED",
+    ("sync/store/movements.py", "_DIFFERS"): "a row comparison of _M_COLS and _S_COLS",
     ("migrations/versions/0003_analyst_views.py", "TODAY"): "a constant SQL expression of now()",
     ("migrations/versions/0003_analyst_views.py", "WINDOW_START"): "a constant expression",
     ("migrations/versions/0003_analyst_views.py", "loads"): "built from the literal LOADS table",
