@@ -227,7 +227,7 @@ def _links(conn: Connection, now: datetime, opts: Options) -> tuple[list[str], i
         f"{len(links)} of {total:,} links: those not active first, then the latest to change "
         "status (--max-links shows more)."
         if total > len(links)
-        else f"All {total} link(s)."
+        else f"All {total} link(s) the API lists now."
     )
     table = "".join(_link_row(row) for row in links)
     return [
@@ -295,7 +295,7 @@ def _page(generated: datetime, body: str) -> str:
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         # No network, ever: nothing in this page may load from anywhere.
         '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; '
-        "style-src 'unsafe-inline'; img-src data:\">"
+        "style-src 'unsafe-inline'\">"
         f"<title>fintoc-sync report</title><style>{CSS}</style></head><body>"
         f"<header><h1>fintoc-sync report</h1><p>Generated {_e(_ts(generated))} from the "
         "schema <code>fintoc</code>.</p></header>"
