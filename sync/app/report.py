@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import html
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -29,6 +29,7 @@ DEFAULT_DAYS = 90
 DEFAULT_MAX_ACCOUNTS = 8
 DEFAULT_MAX_LINKS = 30
 CASH_FLOW_MONTHS = 12
+ERROR_CHARS = 200
 
 _ACCOUNTS = """
 WITH ranked AS (
@@ -51,13 +52,14 @@ FROM fintoc.daily_balances
 WHERE account_id = ANY (:ids) AND day >= :since
 ORDER BY account_id, day
 """
+# Every month of every currency: one pass over the view (the last 12 months with
+# movements are kept in Python; asking the view for its latest month first would
+# aggregate every movement twice).
 _CASH_FLOW = """
-WITH latest AS (SELECT max(month) AS month FROM fintoc.monthly_cash_flow)
 SELECT f.currency, f.month,
        coalesce(sum(f.inflow_major), sum(f.inflow)), coalesce(sum(f.outflow_major), sum(f.outflow)),
        sum(f.movements)
-FROM fintoc.monthly_cash_flow f, latest
-WHERE f.month > latest.month - make_interval(months => :months)
+FROM fintoc.monthly_cash_flow f
 GROUP BY f.currency, f.month
 ORDER BY f.currency NULLS LAST, f.month
 """
@@ -100,7 +102,6 @@ class Summary:
     accounts: int
     links: int
     empty: bool = False
-    notes: list[str] = field(default_factory=list)
 
 
 def _e(value: object) -> str:
@@ -178,14 +179,15 @@ def _legend_row(colour: str, row: Any, balance: str) -> str:
 
 def _cash_flow(conn: Connection) -> tuple[list[str], int]:
     """One chart per currency of the last 12 months that have movements."""
-    rows = conn.execute(text(_CASH_FLOW), {"months": CASH_FLOW_MONTHS}).all()
+    rows = conn.execute(text(_CASH_FLOW)).all()
     if not rows:
         return [_empty_section("No movements have been loaded yet.")], 0
     by_currency: dict[str, list[Any]] = {}
     for row in rows:
         by_currency.setdefault(row[0] or "?", []).append(row)
     sections = []
-    for n, (currency, months) in enumerate(by_currency.items()):
+    for n, (currency, every_month) in enumerate(by_currency.items()):
+        months = every_month[-CASH_FLOW_MONTHS:]
         svg = charts.cash_flow_chart(
             f"cash-flow-{n}",
             [m[1] for m in months],
@@ -243,12 +245,13 @@ def _link_row(row: Any) -> str:
     hours = int(row.login_required_seconds_30d or 0) / 3600
     status = row.status or "?"
     colour = charts.status_colour(status)
+    error = charts.short(row.last_sync_error, ERROR_CHARS) if row.last_sync_error else None
     return (
         f"<tr><td><code>{_e(row.link_id)}</code></td><td>{_e(row.institution_name)}</td>"
         f'<td><span class="swatch" style="background:{colour}"></span>{_e(status)}</td>'
         f'<td>{_e(_ts(row.status_since))}</td><td class="num">{hours:,.1f} h</td>'
         f'<td class="num">{int(row.consecutive_failures or 0)}</td>'
-        f"<td>{_e(_ts(row.last_synced_at))}</td><td>{_e(row.last_sync_error)}</td></tr>"
+        f"<td>{_e(_ts(row.last_synced_at))}</td><td>{_e(error)}</td></tr>"
     )
 
 
