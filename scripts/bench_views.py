@@ -23,12 +23,30 @@ from pathlib import Path
 from _bench_db import scratch_database, server_url  # scripts/ is on sys.path
 from sqlalchemy import Connection, text
 
+from sync.app.report import render
 from sync.store.db import make_engine
 from sync.store.migrate import upgrade
 
 SNAPSHOTS_PER_ACCOUNT = 12
 TRANSITIONS_PER_LINK = 3
 RUNS = 2_000
+# What a DBA might give a reporting role (ALTER ROLE … SET work_mem); we set nothing.
+BIG_WORK_MEM = "256MB"
+# Indexes a plan might want, tried one at a time (each is dropped again): the figures say
+# whether a migration should add it.
+CANDIDATE_INDEXES = {
+    "CREATE INDEX bench_candidate ON fintoc.movements (account_id, post_date) "
+    "INCLUDE (amount, currency) WHERE removed_at IS NULL": [
+        "monthly_cash_flow: every account and month",
+        "monthly_cash_flow: per currency and month (report)",
+    ],
+}
+HEAVY = (
+    "daily_balances: count",
+    "daily_balances: every",
+    "monthly_cash_flow: every",
+    "monthly_cash_flow: per",
+)
 
 # Every statement is a fixed string with :named parameters only.
 SEED = {
@@ -102,6 +120,12 @@ QUERIES = {
     "daily_balances: every account, yesterday": (
         "SELECT * FROM fintoc.daily_balances WHERE day = current_date - 1"
     ),
+    "balance_snapshots: every account, end of yesterday": (
+        "SELECT DISTINCT ON (s.account_id) s.account_id, s.balance_current, s.observed_at "
+        "FROM fintoc.balance_snapshots s WHERE s.observed_at < "
+        "((now() AT TIME ZONE 'UTC')::date)::timestamp AT TIME ZONE 'UTC' "
+        "ORDER BY s.account_id, s.observed_at DESC, s.id DESC"
+    ),
     "daily_balances: 8 accounts, last 90 days (report)": (
         "SELECT account_id, day, balance_current_major FROM fintoc.daily_balances "
         "WHERE account_id = ANY (ARRAY['acc_1','acc_2','acc_3','acc_4','acc_6','acc_7',"
@@ -142,8 +166,10 @@ def seed(conn: Connection, accounts: int, movements: int) -> None:
         conn.commit()
         count = conn.scalar(text(f"SELECT count(*) FROM fintoc.{table}"))  # noqa: S608
         print(f"  {table:<24} {count:>10,} rows in {time.perf_counter() - start:6.1f} s")
-    conn.execute(text("ANALYZE"))
     conn.commit()
+    # What autovacuum would have done by now: statistics and the visibility map (without
+    # it an index-only scan is not one, and a candidate index would be judged unfairly).
+    conn.execution_options(isolation_level="AUTOCOMMIT").execute(text("VACUUM ANALYZE"))
 
 
 def explain(conn: Connection, sql: str) -> tuple[float, float, int, str]:
@@ -180,6 +206,40 @@ def main() -> None:
                 print(f"{label:<52} {planning:7.1f} ms {execution:9.1f} ms {rows:>11,}")
                 if args.plans:
                     print(plan + "\n", flush=True)
+            # The whole-organization aggregates spill their hash tables at the default
+            # work_mem (4MB): how much memory buys.
+            conn.execute(text(f"SET work_mem = '{BIG_WORK_MEM}'"))
+            print(f"\nthe same with work_mem = {BIG_WORK_MEM}:")
+            for label, sql in QUERIES.items():
+                if label.startswith(HEAVY):
+                    explain(conn, sql)
+                    planning, execution, rows, plan = explain(conn, sql)
+                    print(f"{label:<52} {planning:7.1f} ms {execution:9.1f} ms {rows:>11,}")
+                    if args.plans:
+                        print(plan + "\n", flush=True)
+            conn.execute(text("RESET work_mem"))  # candidates compare with the first table
+            for ddl, labels in CANDIDATE_INDEXES.items():
+                print(f"\nwith a candidate index: {ddl}")
+                conn.execute(text(ddl))
+                conn.commit()
+                conn.execution_options(isolation_level="AUTOCOMMIT").execute(
+                    text("VACUUM ANALYZE fintoc.movements")
+                )
+                for label in labels:
+                    sql = QUERIES[label]
+                    explain(conn, sql)
+                    planning, execution, rows, plan = explain(conn, sql)
+                    print(f"{label:<52} {planning:7.1f} ms {execution:9.1f} ms {rows:>11,}")
+                    if args.plans:
+                        print(plan + "\n", flush=True)
+                conn.execute(text("DROP INDEX fintoc.bench_candidate"))
+                conn.commit()
+        start = time.perf_counter()
+        page, summary = render(engine)
+        print(
+            f"\nfintoc-sync report at this size: {time.perf_counter() - start:.1f} s, "
+            f"{len(page) / 1024:.0f} KB, {summary.charts} charts"
+        )
         engine.dispose()
 
 
