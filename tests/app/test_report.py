@@ -192,7 +192,9 @@ def test_report_of_synced_sandbox_draws_in_headless_chromium(
     if CHROMIUM is None:
         if REQUIRE_BROWSER:
             pytest.fail("FINTOC_SYNC_REQUIRE_BROWSER=1 but no chromium on PATH")
-        pytest.skip("chromium is not installed (apt-get install chromium); the browser test")
+        pytest.skip(
+            "chromium is not installed (apt-get install chromium): no browser to open the report"
+        )
     assert sync_daily(sandbox, sessions, fernet_key, days=2) == ["succeeded"] * 3
     summary = write_report(engine, tmp_path / "report.html")
     assert summary.charts >= 4  # balances CLP and USD, the timeline, cash flow
