@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help venv demo test test-fast sdk-fidelity lint format typecheck check chaos soak bench bench-load bench-compare clean
+.PHONY: help venv demo test test-fast sdk-fidelity lint format typecheck check chaos soak bench bench-load bench-compare bench-views clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -62,6 +62,9 @@ bench-load: $(STAMP) ## cold sync + backfill of a 10k-link sandbox (and 1/10): t
 
 bench-compare: $(STAMP) ## fintoc-sync beside dlt 1.31 (own venv) on one sandbox org: table + ratios
 	$(BIN)/python scripts/bench_compare.py $(BENCH_COMPARE_ARGS)
+
+bench-views: $(STAMP) ## EXPLAIN ANALYZE the analyst views on 3M movements / 30,000 accounts
+	$(BIN)/python scripts/bench_views.py $(BENCH_VIEWS_ARGS)
 
 clean: ## remove the virtualenv and caches (not your data directory)
 	rm -rf $(VENV) .venv-sdk .venv-bench-dlt .pytest_cache .mypy_cache .ruff_cache

@@ -88,6 +88,11 @@ EXAMPLES = {
     "sandbox": "  fintoc-sync sandbox                  # then paste the export lines it prints\n"
     "  fintoc-sync sandbox --port 0 --links 1000 --fixed-clock",
     "demo": "  fintoc-sync demo",
+    "report": "  fintoc-sync report --out report.html\n"
+    "  fintoc-sync report --out /tmp/fintoc.html --days 365 --max-accounts 20\n\n"
+    "One self-contained HTML file (no script, nothing fetched from the network): balance\n"
+    "history per account (one chart per currency), each link's status timeline, money in\n"
+    "and out per month, and the freshness of every table. Needs no API key.",
 }
 
 
@@ -246,6 +251,26 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox.add_argument("--webhook-secret", help="the signing secret for --webhook-url")
 
     _parser(sub, "demo", "try it: embedded Postgres + sandbox + sync", db, logs)
+
+    report = _parser(sub, "report", "write an HTML report with charts of the data", db, logs)
+    report.add_argument(
+        "--out", type=Path, default=Path("report.html"), help="where (default ./report.html)"
+    )
+    report.add_argument(
+        "--days", type=_positive_int, default=90, help="history shown, in days (default 90)"
+    )
+    report.add_argument(
+        "--max-accounts",
+        type=_positive_int,
+        default=8,
+        help="accounts charted per currency, the largest balances first (default 8)",
+    )
+    report.add_argument(
+        "--max-links",
+        type=_positive_int,
+        default=30,
+        help="links on the status timeline, those not active first (default 30)",
+    )
     return parser
 
 
@@ -451,6 +476,16 @@ def cmd_demo(args: argparse.Namespace, wiring: Wiring, out: TextIO) -> int:
     return run_demo(wiring, out, database_url=getattr(args, "database_url", None))
 
 
+def cmd_report(args: argparse.Namespace, wiring: Wiring, out: TextIO) -> int:
+    """Write the HTML report; read-only, needs no API key."""
+    from sync.app.report import Options, describe, write_report
+
+    options = Options(days=args.days, max_accounts=args.max_accounts, max_links=args.max_links)
+    summary = write_report(_ready_engine(wiring.settings), args.out, options)
+    print(describe(summary), file=out)
+    return 0
+
+
 def cmd_status(args: argparse.Namespace, wiring: Wiring, out: TextIO) -> int:
     """Last runs, failing links, freshness; read-only."""
     from sync.app.status import run_status
@@ -476,6 +511,7 @@ COMMANDS: dict[str, Handler] = {
     "backfill": cmd_backfill,
     "sandbox": cmd_sandbox,
     "demo": cmd_demo,
+    "report": cmd_report,
 }
 
 
@@ -492,7 +528,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     if args.command is None:  # a bare `fintoc-sync`: teach, and say it was not a command
         parser.print_help(sys.stderr)
         return 2
-    quiet_by_default = args.command in {"demo", "status", "doctor"}
+    quiet_by_default = args.command in {"demo", "status", "doctor", "report"}
     redactor = setup_logging(
         getattr(args, "log_level", None) or ("WARNING" if quiet_by_default else "INFO"),
         getattr(args, "log_format", "text"),

@@ -2,8 +2,10 @@
 
 Needs no Fintoc key and no database. State is kept in the data directory
 (FINTOC_SYNC_DATA_DIR, default ~/.local/share/fintoc-sync): the embedded
-Postgres, the demo's own encryption key, and how far the sandbox clock was moved,
-so a second demo continues the same story instead of starting over.
+Postgres, the demo's own encryption key, how far the sandbox clock was moved (so a
+second demo continues the same story instead of starting over), and the HTML report
+the demo ends with (`report.html`, written there rather than into the current
+directory, which a demo should not litter).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from cryptography.fernet import Fernet
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
+from sync.app.report import write_report
 from sync.app.wiring import Wiring
 from sync.config import Settings, normalize_database_url
 from sync.run.context import utc_now
@@ -32,6 +35,7 @@ log = logging.getLogger(__name__)
 DEMO_DB = "fintoc_demo"
 DEMO_SEED = 42
 EXPLORE_SQL = "SELECT * FROM fintoc.account_balances"
+REPORT_NAME = "report.html"
 
 
 def _state_dir(settings: Settings) -> Path:
@@ -120,9 +124,11 @@ def run_demo(wiring: Wiring, out: TextIO, *, database_url: str | None = None) ->
             file=out,
         )
     print_summary(engine, out)
+    summary = write_report(engine, state / REPORT_NAME)
     engine.dispose()
     psql_url = make_url(url).render_as_string(hide_password=False).replace("+psycopg", "")
     print(f"\nExplore it: psql '{psql_url}' -c '{EXPLORE_SQL}'", file=out)
+    print(f"Look at it: {summary.path.as_uri()} (the report, {summary.charts} charts)", file=out)
     if database_url is None:
         print(
             "\nThe embedded Postgres keeps running (the next command starts in under a "

@@ -114,6 +114,7 @@ def test_every_command_has_help() -> None:
         ["backfill"],
         ["sandbox"],
         ["demo"],
+        ["report"],
     ):
         result = run_cli(*cmd, "--help", env=env)
         assert result.returncode == 0, cmd

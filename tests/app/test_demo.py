@@ -49,6 +49,10 @@ def test_demo_twice_reuses_its_data_and_moves_on(tmp_path: Path) -> None:
     # it says that its embedded server keeps running, and how to stop it
     assert "keeps running" in runs[0].stdout and ".stop()" in runs[0].stdout
     assert (tmp_path / "fintoc-sync" / "demo-encryption.key").stat().st_mode & 0o077 == 0
+    # it ends with the report, in its data directory, and says where
+    report = tmp_path / "fintoc-sync" / "report.html"
+    assert f"Look at it: {report.as_uri()}" in runs[1].stdout
+    assert report.read_text().count("<svg") >= 4
 
     def snapshots(out: str) -> int:
         line = next(x for x in out.splitlines() if x.strip().startswith("balance_snapshots"))

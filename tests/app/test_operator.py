@@ -250,7 +250,7 @@ def test_balance_current_major_has_the_currency_decimals(registered: dict[str, s
 
 
 def test_readme_login_required_query_skips_first_observations(db_url: str) -> None:
-    """The README's "went login_required this week" query counts changes, not first sightings."""
+    """The README's "went login_required in the last 7 days" query counts changes only."""
     from pathlib import Path
 
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
