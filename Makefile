@@ -25,12 +25,15 @@ venv: $(STAMP) ## create .venv and install fintoc-sync with its dev tools
 demo: $(STAMP) ## run the demo: embedded Postgres + sandbox API + migrate + sync + summary
 	$(BIN)/fintoc-sync demo
 
+# pytest-xdist workers, each with its own embedded Postgres (PYTEST_WORKERS=0: one process)
+PYTEST_WORKERS ?= 2
+
 test: $(STAMP) ## run the whole test suite (embedded Postgres; TEST_DATABASE_URL to override)
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(PYTEST_WORKERS)
 	bash scripts/sdk_fidelity.sh
 
 test-fast: $(STAMP) ## the suite without the slow scenarios
-	$(BIN)/pytest -m "not slow"
+	$(BIN)/pytest -n $(PYTEST_WORKERS) -m "not slow"
 
 sdk-fidelity: $(STAMP) ## the official fintoc SDK against our sandbox (own venv)
 	bash scripts/sdk_fidelity.sh

@@ -41,7 +41,13 @@ def _counts(db_url: str) -> dict[str, int]:
 
 
 def run_scale(
-    n_links: int, server: str, work: Path, concurrency: int, profile: Path | None = None
+    n_links: int,
+    server: str,
+    work: Path,
+    concurrency: int,
+    profile: Path | None = None,
+    rate: str = "100000",
+    backfill: bool = True,
 ) -> None:
     """Everything at one size; prints a table."""
     db_url = scratch_database(server, "bench_load")
@@ -55,7 +61,7 @@ def run_scale(
         "FINTOC_API_URL": sandbox.url,
         "FINTOC_SECRET_KEY": sandbox.key,
         "FINTOC_SYNC_ENCRYPTION_KEY": Fernet.generate_key().decode(),
-        "FINTOC_SYNC_REQUESTS_PER_SECOND": "100000",  # the sandbox has no quota to respect
+        "FINTOC_SYNC_REQUESTS_PER_SECOND": rate,  # default: none (the sandbox has no quota)
         "FINTOC_SYNC_CONCURRENCY": str(concurrency),
     }
     cli = [sys.executable, "-m", "sync"]
@@ -69,6 +75,8 @@ def run_scale(
             [*cli, "backfill", "--since", HISTORY[0], "--until", HISTORY[1], "--chunk-days", "500"],
         ),
     ]
+    if not backfill:
+        steps = steps[:3]
     results: list[tuple[Measured, dict[str, int]]] = []
     for name, cmd in steps:
         if profile is not None and name in ("sync (cold)", "backfill"):
@@ -83,6 +91,9 @@ def run_scale(
             f"{measured.requests:>8,} requests  exit {code}  rows {json.dumps(results[-1][1])}",
             flush=True,
         )
+        if rate != "100000" and measured.requests:
+            floor = measured.requests / float(rate)
+            print(f"      {seconds / floor:.2f}× requests/budget ({floor:.0f} s)", flush=True)
         if code != 0:
             print(f"      {tail}", flush=True)
     print(f"   sandbox process peak RSS {sandbox.stop():.1f} MiB")
@@ -96,13 +107,27 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=4, help="FINTOC_SYNC_CONCURRENCY")
     parser.add_argument("--database-url", help="a server to create scratch databases on")
     parser.add_argument("--profile", type=Path, help="write cProfile output of sync/backfill here")
+    parser.add_argument(
+        "--requests-per-second",
+        default="100000",
+        help="FINTOC_SYNC_REQUESTS_PER_SECOND (default: no limit)",
+    )
+    parser.add_argument("--no-backfill", action="store_true", help="migrate, links add, sync")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench_load_") as tmp:
         work = Path(tmp)
         server = server_url(work / "pg", args.database_url)
         for scale in (float(s) for s in args.scales.split(",")):
             n_links = max(1, int(args.links * scale))
-            run_scale(n_links, server, work, args.concurrency, args.profile)
+            run_scale(
+                n_links,
+                server,
+                work,
+                args.concurrency,
+                args.profile,
+                args.requests_per_second,
+                not args.no_backfill,
+            )
 
 
 if __name__ == "__main__":

@@ -19,7 +19,8 @@ from sync.config import normalize_database_url
 from sync.sandbox import Sandbox
 from sync.store.db import make_engine, make_sessionmaker
 
-TEMPLATE = "fintoc_sync_test_template"
+# one per pytest-xdist worker: workers may share a server (TEST_DATABASE_URL)
+TEMPLATE = "fintoc_sync_test_template_" + (os.environ.get("PYTEST_XDIST_WORKER") or "main")
 
 
 def _embedded_server_url(base: Path) -> str:

@@ -18,6 +18,7 @@ from sqlalchemy import Engine
 from sync.api.client import FintocClient
 from sync.app.metrics import SyncMetrics
 from sync.app.wiring import Wiring
+from sync.run.context import Clock, utc_now
 from sync.run.webhooks import Received, Receiver
 from sync.store import webhook_events
 from sync.store.db import make_sessionmaker
@@ -29,9 +30,16 @@ class Realtime:
     """Receiver + workers for one daemon; ``stop()`` lets the events in hand finish."""
 
     def __init__(
-        self, engine: Engine, wiring: Wiring, metrics: SyncMetrics, *, idle: float = 1.0
+        self,
+        engine: Engine,
+        wiring: Wiring,
+        metrics: SyncMetrics,
+        *,
+        idle: float = 1.0,
+        clock: Clock = utc_now,
     ) -> None:
         self.engine, self.wiring, self.metrics, self.idle = engine, wiring, metrics, idle
+        self.clock = clock
         self.stopping = threading.Event()
         self.wake = threading.Event()
         self.receiver: Receiver = wiring.webhook_receiver(engine, self._stored)
@@ -48,7 +56,7 @@ class Realtime:
         self._client = self.wiring.client(on_request=self.metrics.on_request)
         for n in range(max(1, self.wiring.settings.webhook_workers)):
             worker = self.wiring.webhook_worker(
-                self.engine, self._client, on_settled=self.metrics.webhook_event
+                self.engine, self._client, on_settled=self.metrics.webhook_event, clock=self.clock
             )
             thread = threading.Thread(
                 target=worker.run,

@@ -107,6 +107,8 @@ class Receiver:
             new = inbox.store_event(session, event, now)
             if event.link_token is not None:
                 vault.add_tokens(session, self.cipher, [event.link_token], now)
+                # a token the API refused earlier (the link did not exist yet) is good now
+                vault.mark_valid(session, event.link_token)
         received = Received(event, new)
         self.on_stored(received)
         return received

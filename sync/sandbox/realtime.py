@@ -94,7 +94,10 @@ class Realtime:
     def new_link(self, seed: int, now: datetime) -> tuple[Link, list[Account], str]:
         """A freshly connected link, its accounts and a one-time exchange token."""
         self.created += 1
-        link, accounts = generate._link(seed ^ 0x5EED, 1_000_000 + self.created)
+        # unique per (clock hour, count): a sandbox restarted later (the demo, every run)
+        # connects links Fintoc never showed before, as Fintoc would
+        hour = int(now.timestamp()) // 3600
+        link, accounts = generate._link(seed ^ 0x5EED, 1_000_000 + hour * 1000 + self.created)
         link.status, link.active, link.delete_rate, link.flip_rate = "active", True, 0.0, 0.0
         link.created_at = fmt_ts(now)
         link.account_ids = [a.id for a in accounts]

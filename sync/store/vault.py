@@ -168,6 +168,15 @@ def bind_token(session: Session, fp: str, link_id: str, now: datetime) -> None:
     )
 
 
+def mark_valid(session: Session, token: str) -> None:
+    """Fintoc vouched for the token again (``link.created``): clear an invalid flag."""
+    session.execute(
+        update(LinkToken)
+        .where(LinkToken.fingerprint == fingerprint(token.strip()))
+        .values(invalid_since=None)
+    )
+
+
 def mark_invalid(session: Session, fp: str, now: datetime) -> None:
     """The API said the token is unknown or revoked; keep it, flag it."""
     session.execute(

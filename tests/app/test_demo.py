@@ -44,6 +44,9 @@ def test_demo_twice_reuses_its_data_and_moves_on(tmp_path: Path) -> None:
     for run in runs:
         assert run.returncode == 0, run.stderr
         assert "links by status:" in run.stdout and "balance_snapshots" in run.stdout
+        # an event-driven sync: a link connected in the sandbox arrives by webhook
+        assert "webhook: link.created → token registered and link " in run.stdout, run.stdout
+        assert "ERROR" not in run.stderr, run.stderr
     assert "sandbox clock +0 day(s)" in runs[0].stdout
     assert "sandbox clock +1 day(s)" in runs[1].stdout
     # it says that its embedded server keeps running, and how to stop it
