@@ -3,20 +3,27 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 import migrations
 from sync.errors import ConfigError
-from sync.store.db import SCHEMA
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+
+#: The newest revision this version ships. Every command checks the database against it
+#: before it works; reading it from here (not alembic's script directory) keeps alembic
+#: out of every command but ``migrate`` (~0.3 s of start-up). A test checks that it is the
+#: migrations' head.
+HEAD_REVISION = "0006"
 
 
 def alembic_config(engine: Engine | None = None) -> Config:
     """An Alembic Config pointing at the shipped migrations (no alembic.ini needed)."""
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(Path(migrations.__file__).parent))
     if engine is not None:
@@ -26,19 +33,25 @@ def alembic_config(engine: Engine | None = None) -> Config:
 
 
 def head_revision() -> str | None:
-    """The newest revision this version of fintoc-sync ships."""
+    """The newest revision this version of fintoc-sync ships (read from the migrations)."""
+    from alembic.script import ScriptDirectory
+
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
 def current_revision(engine: Engine) -> str | None:
     """The revision the database is at, or None if it was never migrated."""
     with engine.connect() as conn:
-        ctx = MigrationContext.configure(conn, opts={"version_table_schema": SCHEMA})
-        return ctx.get_current_revision()
+        if conn.scalar(text("SELECT to_regclass('fintoc.alembic_version')")) is None:
+            return None
+        rows = conn.execute(text("SELECT version_num FROM fintoc.alembic_version")).all()
+    return rows[0][0] if len(rows) == 1 else None
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Apply migrations up to revision on one connection, in one transaction."""
+    from alembic import command
+
     with engine.begin() as conn:
         cfg = alembic_config()
         cfg.attributes["connection"] = conn
@@ -47,6 +60,8 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
 
 def downgrade(engine: Engine, revision: str) -> None:
     """Revert migrations down to revision."""
+    from alembic import command
+
     with engine.begin() as conn:
         cfg = alembic_config()
         cfg.attributes["connection"] = conn
@@ -55,7 +70,7 @@ def downgrade(engine: Engine, revision: str) -> None:
 
 def require_current_schema(engine: Engine) -> None:
     """Refuse to work on a schema that is behind (or ahead of) this version's migrations."""
-    current, head = current_revision(engine), head_revision()
+    current, head = current_revision(engine), HEAD_REVISION
     if current == head:
         return
     if current is None:

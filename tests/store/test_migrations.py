@@ -106,3 +106,20 @@ def test_alembic_config_points_at_the_shipped_migrations() -> None:
     cfg = alembic_config()
     assert head_revision() is not None
     command.history(cfg)  # raises if the script directory is wrong
+
+
+def test_the_head_every_command_checks_is_the_migrations_head() -> None:
+    """HEAD_REVISION (read without alembic at start-up) must be the newest migration."""
+    from sync.store.migrate import HEAD_REVISION
+
+    assert head_revision() == HEAD_REVISION
+
+
+def test_commands_do_not_import_alembic() -> None:
+    """Only `migrate` needs alembic: the other commands start faster without it."""
+    import subprocess
+    import sys
+
+    code = "import sys, sync.app.cli, sync.store.migrate; print('alembic' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
