@@ -2,6 +2,6 @@
 
 import sys
 
-from sync.app.cli import main
+from sync.app.cli import entry
 
-sys.exit(main())
+sys.exit(entry())

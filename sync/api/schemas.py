@@ -531,20 +531,23 @@ _Id = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_ID)]
 _Int64 = Annotated[int, msgspec.Meta(ge=INT64_MIN, le=INT64_MAX)]
 
 
-class _WireInstitution(msgspec.Struct):
+# gc=False: these structs hold only text, numbers and each other (no cycles possible), and
+# leaving them out of the cyclic GC halves the decode time of a page (a backfill makes
+# hundreds of thousands of them).
+class _WireInstitution(msgspec.Struct, gc=False):
     id: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_STRING)]
     name: _Text | None = None
     country: _Text | None = None
 
 
-class _WireParty(msgspec.Struct):
+class _WireParty(msgspec.Struct, gc=False):
     holder_id: _Text | None = None
     holder_name: _Text | None = None
     number: _Text | None = None
     institution: _WireInstitution | None = None
 
 
-class _WireMovement(msgspec.Struct):
+class _WireMovement(msgspec.Struct, gc=False):
     id: _Id
     amount: _Int64
     post_date: Annotated[str, msgspec.Meta(max_length=MAX_STRING)]
