@@ -48,12 +48,13 @@ def run_scale(
     profile: Path | None = None,
     rate: str = "100000",
     backfill: bool = True,
+    latency: str = "0",
 ) -> None:
     """Everything at one size; prints a table."""
     db_url = scratch_database(server, "bench_load")
     tokens = work / f"tokens-{n_links}.txt"
     started = time.monotonic()
-    sandbox = SandboxProcess(n_links, tokens)
+    sandbox = SandboxProcess(n_links, tokens, ["--latency", latency])
     print(f"\n== {n_links:,} links (sandbox up in {time.monotonic() - started:.1f}s)", flush=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FINTOC", "DATABASE"))}
     env |= {
@@ -113,6 +114,7 @@ def main() -> None:
         help="FINTOC_SYNC_REQUESTS_PER_SECOND (default: no limit)",
     )
     parser.add_argument("--no-backfill", action="store_true", help="migrate, links add, sync")
+    parser.add_argument("--latency", default="0", help="sandbox delay per /v1 request, e.g. 50ms")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench_load_") as tmp:
         work = Path(tmp)
@@ -127,6 +129,7 @@ def main() -> None:
                 args.profile,
                 args.requests_per_second,
                 not args.no_backfill,
+                args.latency,
             )
 
 

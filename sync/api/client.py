@@ -67,6 +67,21 @@ RETRIABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 # --------------------------------------------------------------------------- retry policy
 
 
+_MOVEMENTS = "GET /v1/accounts/{id}/movements"
+
+
+def _movements_query(
+    account_id: str, link_token: str, since: date | None, until: date | None, confirmed: bool
+) -> tuple[str, dict[str, str]]:
+    """The path and query of an account's movements in ``[since, until)``."""
+    params = {"link_token": link_token, "confirmed_only": str(confirmed).lower()}
+    if since is not None:
+        params["since"] = since.isoformat()
+    if until is not None:
+        params["until"] = until.isoformat()
+    return f"v1/accounts/{quote(account_id, safe='')}/movements", params
+
+
 @dataclass(frozen=True)
 class _Typed:
     """A page decoded by a typed page decoder (not a JSON value to check)."""
@@ -374,14 +389,8 @@ class FintocClient:
         ``confirmed_only=False`` (our default, unlike Fintoc's) also returns pending,
         reversed and duplicated movements, so their status changes are recorded.
         """
-        params = {"link_token": link_token, "confirmed_only": str(confirmed_only).lower()}
-        if since is not None:
-            params["since"] = since.isoformat()
-        if until is not None:
-            params["until"] = until.isoformat()
-        path = f"v1/accounts/{quote(account_id, safe='')}/movements"
-        what = "GET /v1/accounts/{id}/movements"
-        return self._paginate(path, params, what, (link_token,))
+        path, params = _movements_query(account_id, link_token, since, until, confirmed_only)
+        return self._paginate(path, params, _MOVEMENTS, (link_token,))
 
     def iter_movement_rows(
         self,
@@ -396,13 +405,8 @@ class FintocClient:
         (:func:`schemas.decode_movement_page`); a page that needs a closer look is decoded
         generically and parsed object by object, so a bad one raises the PayloadError
         that names its field."""
-        params = {"link_token": link_token, "confirmed_only": str(confirmed_only).lower()}
-        if since is not None:
-            params["since"] = since.isoformat()
-        if until is not None:
-            params["until"] = until.isoformat()
-        path = f"v1/accounts/{quote(account_id, safe='')}/movements"
-        what = "GET /v1/accounts/{id}/movements"
+        path, params = _movements_query(account_id, link_token, since, until, confirmed_only)
+        what = _MOVEMENTS
 
         def typed(content: bytes) -> list[schemas.Movement] | None:
             return schemas.decode_movement_page(content, account_id)
