@@ -382,15 +382,19 @@ def _encodable(value: str) -> bool:
     return True
 
 
-@lru_cache(maxsize=4096)
-def _cached_iso(value: str) -> datetime | None:
-    """A parsed timestamp (post dates repeat across a page), or None if it is not one."""
+def _iso_or_none(value: str) -> datetime | None:
+    """A parsed timestamp, or None if it is not one."""
     if len(value) > 64:
         return None
     try:
         return _parse_iso(value.strip())
     except (ValueError, OverflowError):
         return None
+
+
+# Post dates repeat across a page (midnights): cached. Transaction dates are nearly all
+# distinct: caching them only churned the cache (and scattered small objects over memory).
+_cached_iso = lru_cache(maxsize=4096)(_iso_or_none)
 
 
 _NO_PARTY: dict[str, Any] = {}
@@ -453,7 +457,7 @@ def _fast_movement(obj: object, account_id: str) -> Movement | None:
     if not _texts_ok(values + extra):
         return None
     post_date = _cached_iso(post)
-    transaction_date = _cached_iso(tx) if type(tx) is str else None
+    transaction_date = _iso_or_none(tx) if type(tx) is str else None
     if post_date is None or (tx is not None and transaction_date is None):
         return None
     s_inst = Institution(si["id"], si.get("name"), si.get("country")) if si else None
@@ -590,7 +594,7 @@ def decode_movement_page(content: bytes, account_id: str) -> list[Movement] | No
     for w in page:
         post_date = _cached_iso(w.post_date)
         tx = w.transaction_date
-        transaction_date = None if tx is None else _cached_iso(tx)
+        transaction_date = None if tx is None else _iso_or_none(tx)
         if post_date is None or (tx is not None and transaction_date is None):
             return None
         if not w.id.strip():
