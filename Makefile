@@ -54,7 +54,7 @@ check: lint typecheck test ## everything CI cares about
 chaos: $(STAMP) ## the fault-injection suite, full size
 	$(BIN)/python scripts/chaos.py
 
-soak: $(STAMP) ## the daemon for ~15 min under a seeded random fault schedule (stops by itself)
+soak: $(STAMP) ## the daemon for ~18 min under a seeded random fault schedule (stops by itself)
 	$(BIN)/python scripts/soak.py $(SOAK_ARGS)
 
 bench: $(STAMP) ## benchmarks (print figures; never asserted)

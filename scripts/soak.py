@@ -375,13 +375,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="the reduced form CI runs")
     parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--seconds", type=float, help="time bound (quick 25, full 900)")
+    parser.add_argument("--seconds", type=float, help="time bound (quick 25, full 1080)")
     parser.add_argument("--cycles", type=int, help="cycle bound (quick 12, full 600)")
     parser.add_argument(
         "--no-kills", action="store_true", help="no SIGKILL: one daemon process throughout"
     )
     args = parser.parse_args(argv)
-    seconds = args.seconds or (25 if args.quick else 900)
+    seconds = args.seconds or (25 if args.quick else 1080)
     cycles = args.cycles or (12 if args.quick else 600)
     with tempfile.TemporaryDirectory(prefix="fintoc-soak-") as tmp:
         runner = chaos.Runner(Path(tmp), args.seed, verbose=False)
