@@ -51,9 +51,12 @@ def test_sigkill_mid_processing_loses_no_event_and_applies_none_twice(
         "FINTOC_SYNC_WEBHOOK_WORKERS": "1",  # one event at a time: the kill finds work left
     }
     daemon = start_daemon("--every", "1h", "--webhook-port", str(port), env=env)
-    wait_for(lambda: _accounts(engine), 30, "the first cycle to load accounts")
+    # the first cycle must have finished: accounts seen mid-cycle are a subset, and with
+    # one account left the worker may drain the inbox before the kill
+    wait_for(lambda: _first_run_finished(engine), 60, "the first cycle to finish")
     sandbox.faults.add("latency", path=r"^/v1/links/[^/]+$", times=None, seconds=1.0)
     accounts = _accounts(engine)
+    assert len(accounts) >= 3, accounts
     for account_id in accounts:
         event = make_event("account.refresh_intent.succeeded", {"refreshed_object_id": account_id})
         body = json.dumps(event).encode()
@@ -79,6 +82,13 @@ def test_sigkill_mid_processing_loses_no_event_and_applies_none_twice(
     scrape = again.get("/metrics").text
     assert "fintoc_sync_webhook_oldest_unprocessed_seconds 0.0" in scrape
     assert again.terminate() == 0
+
+
+def _first_run_finished(engine: Engine) -> bool:
+    with engine.connect() as conn:
+        return bool(
+            conn.scalar(text("SELECT count(*) FROM fintoc.sync_runs WHERE finished_at IS NOT NULL"))
+        )
 
 
 def _accounts(engine: Engine) -> list[str]:
