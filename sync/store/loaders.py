@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import CursorResult, Table, text, update
+from sqlalchemy import CursorResult, Table, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -89,6 +89,22 @@ def upsert_institutions(session: Session, links: Iterable[schemas.Link], now: da
     for link in links:
         if link.institution is not None:
             seen[link.institution.id] = link.institution
+    # Many links share one institution, and ON CONFLICT DO UPDATE locks the row even when
+    # nothing changes: every link transaction would then wait for the one before it (with
+    # its movements) to commit. A plain read first leaves the unchanged ones unlocked;
+    # institutions carry no history, so nothing depends on that lock.
+    known = (
+        {
+            row.id: (row.name, row.country)
+            for row in session.execute(
+                select(Institution.id, Institution.name, Institution.country).where(
+                    Institution.id.in_(list(seen))
+                )
+            )
+        }
+        if seen
+        else {}
+    )
     rows = [
         {
             "id": i.id,
@@ -98,6 +114,7 @@ def upsert_institutions(session: Session, links: Iterable[schemas.Link], now: da
             "last_seen_at": now,
         }
         for i in sorted(seen.values(), key=lambda i: i.id)
+        if known.get(i.id) != (i.name, i.country)
     ]
     return _upsert(
         session,
