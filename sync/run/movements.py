@@ -17,8 +17,7 @@ from sync.store.movements import (
     MovementWriter,
     WriteResult,
     advance_cursor,
-    load_cursor,
-    lock_account,
+    lock_account_cursor,
 )
 
 log = logging.getLogger(__name__)
@@ -110,8 +109,7 @@ class MovementSync:
         """Sync one account's movements inside the link's transaction."""
         now = self.clock()
         today = now.date()
-        lock_account(session, account.id)
-        cursor = load_cursor(session, account.id)
+        cursor = lock_account_cursor(session, account.id)
         if self.unchanged(cursor, account, now):
             run.add(movement_reads_skipped=1)
             log.debug("account %s: not refreshed since its last read; skipped", account.id)

@@ -442,16 +442,20 @@ class Cursor:
     read_at: datetime | None
 
 
-def load_cursor(session: Session, account_id: str) -> Cursor | None:
-    """The account's cursor row, or None for an account never read."""
-    row = session.execute(
-        text(
-            "SELECT synced_through, source_refreshed_at, read_at "
-            "FROM fintoc.movement_cursors WHERE account_id = :a"
-        ),
-        {"a": account_id},
-    ).one_or_none()
-    return None if row is None else Cursor(row[0], row[1], row[2])
+_LOCK_AND_CURSOR_SQL = text(
+    "SELECT c.synced_through, c.source_refreshed_at, c.read_at "
+    "FROM fintoc.accounts a LEFT JOIN fintoc.movement_cursors c ON c.account_id = a.id "
+    "WHERE a.id = :a FOR NO KEY UPDATE OF a"
+)
+
+
+def lock_account_cursor(session: Session, account_id: str) -> Cursor | None:
+    """``lock_account``, then the account's cursor row (None for an account never read),
+    in one round trip: the sync's start of every account."""
+    row = session.execute(_LOCK_AND_CURSOR_SQL, {"a": account_id}).one_or_none()
+    if row is None or row[0] is None:
+        return None
+    return Cursor(row[0], row[1], row[2])
 
 
 def stored_cursor(session: Session, account_id: str) -> date | None:
