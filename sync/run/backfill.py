@@ -385,7 +385,9 @@ class Backfill:
         lower, next_carry = since, None
         with self.sessions.begin() as session:
             lock_account(session, target.account_id)
-            writer = MovementWriter(session, target.account_id, now, self.batch_rows)
+            writer = MovementWriter(
+                session, target.account_id, now, self.batch_rows, (since, upper)
+            )
             last_day: date | None = None
             if carry is not None:
                 writer.add(carry)

@@ -115,10 +115,11 @@ class MovementSync:
             log.debug("account %s: not refreshed since its last read; skipped", account.id)
             return
         since = self.window_start(cursor.synced_through if cursor else None, today)
-        writer = MovementWriter(session, account.id, now, self.batch_rows)
+        until = today + timedelta(days=1)
+        writer = MovementWriter(session, account.id, now, self.batch_rows, (since, until))
         for mov in self.client.iter_movement_rows(account.id, link_token, since=since):
             writer.add(mov)
-        writer.reconcile(since, today + timedelta(days=1))
+        writer.reconcile(since, until)
         advance_cursor(session, account.id, today, now, account.refreshed_at)
         r = writer.result
         conflict = owner_conflict(account.link_id, account.id, r)

@@ -3,18 +3,18 @@
 How a batch of movements is written (``write_batch``), all in the caller's transaction:
 
 1. The batch is COPYed into a temporary staging table.
-2. The stored rows that differ from it are found (one join, no lock; an unchanged batch
-   ends here). A row another account owns and still reports (``removed_at`` null) is an
-   *owner conflict*: it is neither locked nor written, and the result names it, so the
-   first owner keeps it instead of the movement flipping between two accounts on every
-   run (a new ``movement_changes`` row each time).
-3. The batch's own differing rows are ``SELECT … FOR UPDATE``d in id order and their old
+2. New rows go in with ``INSERT … SELECT … ON CONFLICT DO NOTHING``. When every row of
+   the batch was new (a backfill into an empty range) the batch ends here.
+3. The stored rows that differ from the stage are found (one join, no lock; the rows
+   just inserted equal it; an unchanged batch ends here). A row another account owns and
+   still reports (``removed_at`` null) is an *owner conflict*: it is neither locked nor
+   written, and the result names it, so the first owner keeps it instead of the movement
+   flipping between two accounts on every run (a new ``movement_changes`` row each time).
+4. The batch's own differing rows are ``SELECT … FOR UPDATE``d in id order and their old
    values read under that lock, so the change log cannot miss or invent a change
-   (PostgreSQL 15 has no ``RETURNING OLD``).
-4. New rows go in with ``INSERT … SELECT … ON CONFLICT DO NOTHING``, the changed ones
-   with one ``UPDATE … FROM`` the stage; unchanged rows are not rewritten (their
-   ``xmin`` stays). One multi-row insert of ``movement_changes`` (``updated`` or
-   ``restored``).
+   (PostgreSQL 15 has no ``RETURNING OLD``); they are rewritten with one ``UPDATE … FROM``
+   the stage; unchanged rows are not rewritten (their ``xmin`` stays). One multi-row
+   insert of ``movement_changes`` (``updated`` or ``restored``).
 
 A movement whose owner no longer reports it (soft-deleted there) may move: its new
 account takes it and the change is logged as ``restored``.
@@ -273,11 +273,14 @@ def write_batch(
     if not rows:
         return result
     _stage(session, rows.values())
+    result.inserted = session.execute(_INSERT_NEW_SQL, {"now": now}).rowcount or 0  # type: ignore[attr-defined]
+    if result.inserted == len(rows):
+        return result  # all new (a backfill into an empty range): nothing stored differs
+    # The rows just inserted equal the stage, so what differs is what was stored before.
     ours = _differing_rows_we_own(session, rows, result)
     changed: Sequence[RowMapping] = []
     if ours:
         changed = session.execute(_CHANGED_SQL, {"ids": ours}).mappings().all()
-    result.inserted = session.execute(_INSERT_NEW_SQL, {"now": now}).rowcount or 0  # type: ignore[attr-defined]
     changes = []
     for found in changed:
         old = dict(found)
@@ -366,6 +369,18 @@ def _mark_gone(session: Session, account_id: str, gone: Sequence[Any], now: date
     return len(gone)
 
 
+_ANY_LIVE_SQL = text(
+    "SELECT EXISTS (SELECT 1 FROM fintoc.movements WHERE account_id = :a "
+    "AND post_date >= :since AND post_date < :until AND removed_at IS NULL)"
+)
+
+
+def _any_live(session: Session, account_id: str, since: date, until: date) -> bool:
+    """Whether the account has a movement not soft-deleted with post_date in [since, until)."""
+    params = {"a": account_id, "since": midnight(since), "until": midnight(until)}
+    return bool(session.execute(_ANY_LIVE_SQL, params).scalar())
+
+
 class MovementWriter:
     """Buffers parsed movements and writes them in batches; remembers the ids it saw.
 
@@ -374,16 +389,30 @@ class MovementWriter:
     """
 
     def __init__(
-        self, session: Session, account_id: str, now: datetime, batch_rows: int = BATCH_ROWS
+        self,
+        session: Session,
+        account_id: str,
+        now: datetime,
+        batch_rows: int = BATCH_ROWS,
+        window: tuple[date, date] | None = None,
     ) -> None:
+        """``window``: the [since, until) that ``reconcile`` will be given (or a range
+        around it). When the account has no live stored movement there — a first read,
+        a backfill of a range never loaded — nothing can be missing from the read, so the
+        ids seen are not tracked server-side and ``reconcile`` has nothing to do. The
+        caller must hold the account's lock (``lock_account``): no other writer can add
+        the account's rows meanwhile."""
         self.session, self.account_id, self.now = session, account_id, now
         self.batch_rows = batch_rows
         self.seen: set[str] = set()
         self.max_post_date: datetime | None = None
         self.result = WriteResult()
         self._buffer: list[schemas.Movement] = []
-        session.execute(_SEEN_DDL)
-        session.execute(_SEEN_CLEAR)
+        empty = window is not None and not _any_live(session, account_id, *window)
+        self._empty_window = window if empty else None
+        if self._empty_window is None:
+            session.execute(_SEEN_DDL)
+            session.execute(_SEEN_CLEAR)
 
     def add(self, mov: schemas.Movement) -> None:
         """Queue one movement; writes a batch when the buffer is full."""
@@ -403,12 +432,18 @@ class MovementWriter:
         """Write what is buffered."""
         if self._buffer:
             self.result.add(write_batch(self.session, self._buffer, self.now))
-            self.session.execute(_SEEN_FROM_STAGE)  # the stage still holds this batch
+            if self._empty_window is None:
+                self.session.execute(_SEEN_FROM_STAGE)  # the stage still holds this batch
             self._buffer = []
 
     def reconcile(self, since: date, until: date) -> int:
         """Flush, then soft-delete what the complete read of [since, until) did not return."""
         self.flush()
+        if self._empty_window is not None:
+            start, end = self._empty_window
+            if not start <= since <= until <= end:
+                raise ValueError(f"reconcile({since}, {until}) is outside the writer's window")
+            return 0  # nothing was stored there before this read: nothing is missing
         params = {
             "account_id": self.account_id,
             "since": midnight(since),
