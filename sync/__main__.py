@@ -2,6 +2,6 @@
 
 import sys
 
-from sync.app.cli import entry
+from sync.app.launch import run
 
-sys.exit(entry())
+sys.exit(run())

@@ -7,7 +7,6 @@ Exit codes: 0 everything synced, 1 some link failed (the rest is committed),
 from __future__ import annotations
 
 import argparse
-import gc
 import logging
 import os
 import sys
@@ -514,14 +513,6 @@ COMMANDS: dict[str, Handler] = {
     "demo": cmd_demo,
     "report": cmd_report,
 }
-
-
-def entry() -> int:
-    """The process entry point of `fintoc-sync` and `python -m sync`: :func:`main`, with
-    the objects of the imported modules frozen out of the cyclic GC first (they live as
-    long as the process; full collections then skip them: a few % of a backfill's CPU)."""
-    gc.freeze()
-    return main()
 
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
