@@ -382,10 +382,9 @@ def _any_live(session: Session, account_id: str, since: date, until: date) -> bo
 
 
 class MovementWriter:
-    """Buffers parsed movements and writes them in batches; remembers the ids it saw.
-
-    Seen ids are kept in a Python set (about 100 bytes each): fine for the few hundred
-    thousand movements of a window or a backfill chunk.
+    """Buffers parsed movements and writes them in batches; the ids it saw are kept
+    server-side (for ``reconcile``), so nothing of a written batch stays in Python: an
+    id kept past its batch would pin the allocator pools of its page.
     """
 
     def __init__(
@@ -404,8 +403,7 @@ class MovementWriter:
         the account's rows meanwhile."""
         self.session, self.account_id, self.now = session, account_id, now
         self.batch_rows = batch_rows
-        self.seen: set[str] = set()
-        self.max_post_date: datetime | None = None
+        self.added = 0  # movements queued so far (a repeated id counts again)
         self.result = WriteResult()
         self._buffer: list[schemas.Movement] = []
         empty = window is not None and not _any_live(session, account_id, *window)
@@ -416,9 +414,7 @@ class MovementWriter:
 
     def add(self, mov: schemas.Movement) -> None:
         """Queue one movement; writes a batch when the buffer is full."""
-        self.seen.add(mov.id)
-        if self.max_post_date is None or mov.post_date > self.max_post_date:
-            self.max_post_date = mov.post_date
+        self.added += 1
         self._buffer.append(mov)
         if len(self._buffer) >= self.batch_rows:
             self.flush()
