@@ -81,6 +81,11 @@ def uncovered(chunk: Range, done: Sequence[Range]) -> list[Range]:
     return gaps
 
 
+def pending_chunks(chunks: Sequence[Range], done: Sequence[Range]) -> list[Range]:
+    """The parts of the chunks that no checkpointed range covers yet, oldest first."""
+    return [gap for chunk in chunks for gap in uncovered(chunk, done)]
+
+
 def _overlaps(a: Range, b: Range) -> bool:
     return a[0] < b[1] and b[0] < a[1]
 
@@ -215,7 +220,8 @@ class Backfill:
         chunk_days = chunk_days or max(1, (until - since).days)
         targets = self._targets(report, link_id, account_id)
         chunks = split_range(since, until, chunk_days)
-        plans = [(t, self._pending_chunks(t, chunks)) for t in targets]
+        done = self._checkpoints()
+        plans = [(t, pending_chunks(chunks, done.get(t.account_id, []))) for t in targets]
         total = sum(len(pending) for _, pending in plans)
         report.chunks_skipped = sum(
             1 for _, pending in plans for c in chunks if not any(_overlaps(c, g) for g in pending)
@@ -253,9 +259,16 @@ class Backfill:
             )
         if link_id is not None:
             stored = [t for t in stored if t.link_id in (link_id, None)]
-        targets: list[Target] = []
-        for token in stored:
-            targets += self._accounts_of(report, token, link_id)
+        # Links are independent: their account lists are read (and stored) side by side.
+        per_token: list[list[Target]] = [[] for _ in stored]
+        run_bounded(
+            self.concurrency,
+            range(len(stored)),
+            lambda i: per_token[i].extend(self._accounts_of(report, stored[i], link_id)),
+            name="backfill-links",
+            stop=self._stop,
+        )
+        targets = [t for found in per_token for t in found]
         if account_id is not None:
             targets = [t for t in targets if t.account_id == account_id]
         if (link_id or account_id) and not targets:
@@ -303,16 +316,16 @@ class Backfill:
             loaders.upsert_accounts(session, accounts, now, None)
         return link_id, accounts
 
-    def _pending_chunks(self, target: Target, chunks: list[Range]) -> list[Range]:
-        """The parts of the chunks that no checkpoint covers yet."""
+    def _checkpoints(self) -> dict[str, list[Range]]:
+        """Every account's checkpointed ranges, in one query."""
+        done: dict[str, list[Range]] = {}
         with self.sessions() as session:
             rows = session.execute(
-                select(BackfillChunk.since, BackfillChunk.until).where(
-                    BackfillChunk.account_id == target.account_id
-                )
+                select(BackfillChunk.account_id, BackfillChunk.since, BackfillChunk.until)
             ).all()
-        done = [(r.since, r.until) for r in rows]
-        return [gap for chunk in chunks for gap in uncovered(chunk, done)]
+        for row in rows:
+            done.setdefault(row.account_id, []).append((row.since, row.until))
+        return done
 
     # ---------------------------------------------------------------- chunks
 

@@ -48,16 +48,20 @@ def _upsert(
 
     Returns how many rows were inserted or changed; unchanged rows are not rewritten.
     """
+    if not rows:
+        return 0
+    # The rows go as parameters (SQLAlchemy's "insertmanyvalues"), not inside the
+    # statement: a statement with its VALUES inlined is compiled anew on every call.
+    stmt = insert(table)
+    sets = {c: stmt.excluded[c] for c in compare} | (always or {})
+    old = tuple(table.c[c] for c in compare)
+    new = tuple(stmt.excluded[c] for c in compare)
+    changed = _row(old).is_distinct_from(_row(new))
+    upsert = stmt.on_conflict_do_update(index_elements=["id"], set_=sets, where=changed)
+    counted = upsert.returning(table.c.id)  # RETURNING counts reliably (rowcount may be -1)
     written = 0
     for batch in chunked(rows):
-        stmt = insert(table).values(list(batch))
-        sets = {c: stmt.excluded[c] for c in compare} | (always or {})
-        old = tuple(table.c[c] for c in compare)
-        new = tuple(stmt.excluded[c] for c in compare)
-        changed = _row(old).is_distinct_from(_row(new))
-        stmt = stmt.on_conflict_do_update(index_elements=["id"], set_=sets, where=changed)
-        # RETURNING counts reliably (rowcount is -1 when SQLAlchemy splits the batch).
-        written += len(session.execute(stmt.returning(table.c.id)).all())
+        written += len(session.execute(counted, list(batch)).all())
     return written
 
 

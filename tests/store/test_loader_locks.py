@@ -52,3 +52,22 @@ def test_an_unchanged_institution_is_not_locked_by_a_link_transaction(
             text("SELECT name FROM fintoc.institutions WHERE id = :i"), {"i": renamed.id}
         )
     assert name == "Banco renombrado"
+
+
+def test_a_reused_upsert_statement_takes_each_calls_own_time_and_counts(
+    sessions: sessionmaker[Session],
+) -> None:
+    """The upsert statement is compiled once and cached; each call still writes its own
+    ``now`` and counts only the rows it inserted or changed."""
+    first, second = _two_links_of_one_institution()
+    later = NOW.replace(hour=13)
+    with sessions.begin() as session:
+        assert loaders.upsert_links(session, [first, second], NOW, None).changed == 2
+    with sessions.begin() as session:
+        unchanged = loaders.upsert_links(session, [first, second], later, None)
+        moved = loaders.upsert_links(session, [replace(first, username="otro")], later, None)
+    assert (unchanged.changed, moved.changed) == (0, 1)
+    with sessions() as session:
+        rows = session.execute(text("SELECT id, last_seen_at FROM fintoc.links")).all()
+    # an unchanged row is not rewritten (its last_seen_at stays): see _upsert
+    assert {row.id: row.last_seen_at for row in rows} == {first.id: later, second.id: NOW}
