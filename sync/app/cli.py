@@ -16,7 +16,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-import httpx
 from sqlalchemy import Engine
 
 from sync import __version__
@@ -570,9 +569,15 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
             return 2
         print(f"fintoc-sync: database error: {scrub(_first_line(exc))}", file=sys.stderr)
         return 1
-    except httpx.HTTPError as exc:  # pragma: no cover - the client translates these
+    except _http_errors() as exc:  # pragma: no cover - the client translates these
         print(f"fintoc-sync: HTTP error: {type(exc).__name__}", file=sys.stderr)
         return 1
+
+
+def _http_errors() -> tuple[type[BaseException], ...]:
+    """httpx's errors, if httpx was imported (a command that makes no request never does)."""
+    httpx = sys.modules.get("httpx")
+    return (httpx.HTTPError,) if httpx is not None else ()
 
 
 def _database_errors() -> tuple[type[BaseException], ...]:

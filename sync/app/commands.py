@@ -13,7 +13,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from types import FrameType
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from sqlalchemy import Engine, func, select
 
@@ -21,11 +21,12 @@ from models import Account, Institution, Link, LinkToken
 from sync.app.progress import Progress, SyncProgress
 from sync.app.wiring import Wiring
 from sync.errors import ConfigError
-from sync.run.backfill import parse_day
 from sync.run.context import utc_now
-from sync.run.pipeline import SyncReport, failed_subjects
 from sync.store import vault
 from sync.store.db import make_sessionmaker, wait_sync_lock
+
+if TYPE_CHECKING:
+    from sync.run.pipeline import SyncReport
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,8 @@ def require_vault_key_if_tokens(engine: Engine, wiring: Wiring) -> None:
 
 def print_report_json(report: SyncReport, out: TextIO) -> None:
     """`sync --json`: the run's outcome as one JSON object (tokens never appear)."""
+    from sync.run.pipeline import failed_subjects
+
     doc = {
         "run_id": report.run_id,
         "status": report.status,
@@ -78,6 +81,8 @@ def print_report_json(report: SyncReport, out: TextIO) -> None:
 
 def print_report(report: SyncReport, out: TextIO) -> None:
     """A short human summary of a run."""
+    from sync.run.pipeline import failed_subjects
+
     c = report.counts
     print(
         f"run {report.run_id}: {report.status} — {report.links_synced} link(s) synced, "
@@ -242,6 +247,8 @@ def links_rotate_key(engine: Engine, wiring: Wiring, new_key_env: str, out: Text
 
 def _dates(args: argparse.Namespace, today: date) -> tuple[date, date]:
     """--since, and --until (exclusive; by default tomorrow, so today is included)."""
+    from sync.run.backfill import parse_day
+
     since = parse_day(args.since, "--since")
     until = parse_day(args.until, "--until") if args.until else today + timedelta(days=1)
     if since >= until:

@@ -14,22 +14,24 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
-from cryptography.fernet import Fernet
-from sqlalchemy import Engine
-
-from sync.api.client import FintocClient, RetryPolicy
-from sync.api.ratelimit import RateLimiter
 from sync.config import Settings
 from sync.errors import Interrupted
 from sync.redact import RedactingFilter
-from sync.run.backfill import Backfill
 from sync.run.context import Clock, utc_now
-from sync.run.movements import MovementSync
-from sync.run.pipeline import AccountHook, Pipeline
-from sync.run.webhooks import Received, Receiver, WebhookWorker
 from sync.store import vault
 from sync.store.db import make_sessionmaker, try_sync_lock
+
+if TYPE_CHECKING:  # imported where used: `migrate` and `links` need none of them
+    from cryptography.fernet import Fernet
+    from sqlalchemy import Engine
+
+    from sync.api.client import FintocClient, RetryPolicy
+    from sync.run.backfill import Backfill
+    from sync.run.movements import MovementSync
+    from sync.run.pipeline import AccountHook, Pipeline
+    from sync.run.webhooks import Received, Receiver, WebhookWorker
 
 
 @dataclass
@@ -60,6 +62,9 @@ class Wiring:
         ``sleep`` replaces time.sleep between retries (the daemon passes one that
         raises Interrupted when a stop is requested, so SIGTERM is not kept waiting).
         """
+        from sync.api.client import FintocClient
+        from sync.api.ratelimit import RateLimiter
+
         settings = self.settings
         key = settings.require_secret_key()
         self.register_secrets([key])
@@ -78,6 +83,8 @@ class Wiring:
 
     def retry_policy(self) -> RetryPolicy:
         """The retry policy of these settings."""
+        from sync.api.client import RetryPolicy
+
         s = self.settings
         return RetryPolicy(
             max_attempts=s.max_attempts,
@@ -89,6 +96,8 @@ class Wiring:
 
     def movement_sync(self, client: FintocClient, clock: Clock = utc_now) -> MovementSync:
         """The per-account movement hook for these settings."""
+        from sync.run.movements import MovementSync
+
         return MovementSync(
             client,
             lookback_days=self.settings.movements_lookback_days,
@@ -106,6 +115,8 @@ class Wiring:
         clock: Clock = utc_now,
     ) -> Pipeline:
         """A pipeline for these settings (the cipher only if a key is configured)."""
+        from sync.run.pipeline import Pipeline
+
         return Pipeline(
             client=client,
             sessions=make_sessionmaker(engine),
@@ -118,6 +129,8 @@ class Wiring:
 
     def backfill(self, engine: Engine, client: FintocClient) -> Backfill:
         """A backfill for these settings (the encryption key is required)."""
+        from sync.run.backfill import Backfill
+
         return Backfill(
             client,
             make_sessionmaker(engine),
@@ -133,6 +146,8 @@ class Wiring:
         self, engine: Engine, on_stored: Callable[[Received], None] = lambda r: None
     ) -> Receiver:
         """The webhook inbox writer (the signing secret and the vault key are required)."""
+        from sync.run.webhooks import Receiver
+
         secret = self.settings.require_webhook_secret()
         self.register_secrets([secret])
         return Receiver(
@@ -154,6 +169,8 @@ class Wiring:
 
         ``clock`` is the sync's (date windows); the inbox's due times use the real clock.
         """
+        from sync.run.webhooks import WebhookWorker
+
         return WebhookWorker(
             sessions=make_sessionmaker(engine),
             cipher=vault.make_cipher(self.settings.require_encryption_key()),
