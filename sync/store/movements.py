@@ -274,9 +274,9 @@ def write_batch(
     written: it is counted in ``owned_elsewhere`` (see the module docstring).
 
     ``probably_new`` (the account has no stored movement in the range being read): the
-    batch is first COPYed straight into ``fintoc.movements`` in a savepoint — half the
-    database's work of staging and inserting —, and only if an id is already stored (the
-    savepoint is rolled back) does it take the staged path.
+    batch is first COPYed straight into ``fintoc.movements`` in a savepoint (no staging
+    table, no ``ON CONFLICT``), and only if an id is already stored (the savepoint is
+    rolled back) does it take the staged path.
     """
     rows = {m.id: m for m in movements}
     result = WriteResult(read=len(rows))
@@ -349,8 +349,9 @@ def _copy_new(session: Session, movements: Iterable[schemas.Movement], now: date
     assert raw is not None
     stamps = (now, now, now)
     with raw.cursor() as cursor:
-        # A savepoint of the driver's own: SQLAlchemy never sees this connection used
-        # inside a begin_nested(), so it would not emit one.
+        # The savepoint is issued on the driver's cursor: SQLAlchemy's begin_nested()
+        # emits SAVEPOINT only when it hands out the connection itself, which it does
+        # not here.
         cursor.execute("SAVEPOINT direct_copy")
         try:
             with cursor.copy(_DIRECT_COPY) as copy:
@@ -451,6 +452,9 @@ class MovementWriter:
         self._buffer: list[schemas.Movement] = []
         empty = window is not None and not _any_live(session, account_id, *window)
         self._empty_window = window if empty else None
+        # Try the direct COPY while batches turn out all new; one that met a stored id
+        # (another account's, say) sends the rest of this read to the staged path at once.
+        self._direct = empty
         if self._empty_window is None:
             session.execute(_SEEN_DDL)
             session.execute(_SEEN_CLEAR)
@@ -470,8 +474,8 @@ class MovementWriter:
     def flush(self) -> None:
         """Write what is buffered."""
         if self._buffer:
-            probably_new = self._empty_window is not None
-            batch = write_batch(self.session, self._buffer, self.now, probably_new=probably_new)
+            batch = write_batch(self.session, self._buffer, self.now, probably_new=self._direct)
+            self._direct = self._direct and batch.inserted == batch.read
             self.result.add(batch)
             if self._empty_window is None:
                 self.session.execute(_SEEN_FROM_STAGE)  # the stage still holds this batch
