@@ -33,7 +33,13 @@ from sync.run.movements import owner_conflict
 from sync.run.pipeline import is_unknown_token
 from sync.run.runs import RunLease, close_run
 from sync.store import loaders, vault
-from sync.store.movements import MovementWriter, WriteResult, advance_cursor, lock_account
+from sync.store.movements import (
+    MovementWriter,
+    StreamConflict,
+    WriteResult,
+    advance_cursor,
+    lock_account,
+)
 
 log = logging.getLogger(__name__)
 
@@ -170,8 +176,11 @@ class Backfill:
     concurrency: int = 1
     #: movements per checkpoint (one transaction each); the work a kill can lose
     checkpoint_rows: int = 5000
-    #: movements per write (COPY + insert). Each worker holds up to this many parsed
-    #: movements (~1 KB each): 5,000 × 8 workers made peak RSS grow with the accounts' size
+    #: a segment over days with nothing stored yet goes through one streamed COPY
+    #: (``MovementWriter(stream=True)``); False: always the batched, staged writes
+    stream: bool = True
+    #: movements per write (COPY + insert) when not streamed. Each worker holds up to this
+    #: many parsed movements (~1 KB each): 5,000 × 8 workers made peak RSS grow
     batch_rows: int = 1000
     #: a read from at least this many days back through today moves the sync's cursor
     cursor_days: int = 30
@@ -398,28 +407,83 @@ class Backfill:
         transaction. Returns ``lower``, the first movement of the next segment, the result."""
         since, upper = span
         lower, next_carry = since, None
+        try:
+            with self.sessions.begin() as session:
+                lock_account(session, target.account_id)
+                writer = MovementWriter(
+                    session,
+                    target.account_id,
+                    now,
+                    self.batch_rows,
+                    (since, upper),
+                    stream=self.stream,
+                )
+                try:
+                    last_day: date | None = None
+                    if carry is not None:
+                        writer.add(carry)
+                        last_day = carry.post_date.date()
+                    for mov in stream:
+                        day = mov.post_date.date()
+                        if writer.added >= self.checkpoint_rows and last_day and day < last_day:
+                            # newest first: every day after ``day`` has been read completely
+                            lower, next_carry = day + timedelta(days=1), mov
+                            break
+                        writer.add(mov)
+                        last_day = day if last_day is None else min(last_day, day)
+                    writer.reconcile(lower, upper)
+                except BaseException as exc:
+                    writer.abort(exc)  # an open COPY ends before the rollback
+                    raise
+                self._close_segment(
+                    session,
+                    target,
+                    (lower, upper),
+                    writer.result,
+                    now,
+                    moves_cursor and lower == since,
+                )
+            return lower, next_carry, writer.result
+        except StreamConflict as conflict:
+            # An id of this window is stored under another account, or came twice: the
+            # window is read again and written the careful way (staged, compared).
+            log.info(
+                "account %s: %s; reading %s..%s again through the staging table",
+                target.account_id,
+                conflict,
+                lower.isoformat(),
+                upper.isoformat(),
+            )
         with self.sessions.begin() as session:
             lock_account(session, target.account_id)
             writer = MovementWriter(
-                session, target.account_id, now, self.batch_rows, (since, upper)
+                session, target.account_id, now, self.batch_rows, (lower, upper)
             )
-            last_day: date | None = None
-            if carry is not None:
-                writer.add(carry)
-                last_day = carry.post_date.date()
-            for mov in stream:
-                day = mov.post_date.date()
-                if writer.added >= self.checkpoint_rows and last_day and day < last_day:
-                    # newest first: every day after ``day`` has been read completely
-                    lower, next_carry = day + timedelta(days=1), mov
-                    break
+            rows = self.client.iter_movement_rows(
+                target.account_id, target.token, since=lower, until=upper
+            )
+            for mov in rows:
                 writer.add(mov)
-                last_day = day if last_day is None else min(last_day, day)
             writer.reconcile(lower, upper)
-            self._checkpoint(session, target, (lower, upper), writer.result.read, now)
-            if moves_cursor and lower == since:
-                advance_cursor(session, target.account_id, now.date(), now, target.refreshed_at)
+            self._close_segment(
+                session, target, (lower, upper), writer.result, now, moves_cursor and lower == since
+            )
         return lower, next_carry, writer.result
+
+    def _close_segment(
+        self,
+        session: Session,
+        target: Target,
+        span: Range,
+        result: WriteResult,
+        now: datetime,
+        advance: bool,
+    ) -> None:
+        """Checkpoint a written segment; ``advance``: also move the sync's cursor (the
+        last segment of a read that spans the sync's whole window)."""
+        self._checkpoint(session, target, span, result.read, now)
+        if advance:
+            advance_cursor(session, target.account_id, now.date(), now, target.refreshed_at)
 
     def _checkpoint(
         self, session: Session, target: Target, span: Range, movements: int, now: datetime

@@ -425,6 +425,73 @@ def _any_live(session: Session, account_id: str, since: date, until: date) -> bo
     return bool(session.execute(_ANY_LIVE_SQL, params).scalar())
 
 
+class StreamConflict(Exception):
+    """A streamed COPY met an id already stored or repeated in the read: nothing of it
+    was written, and the transaction it ran in must be rolled back."""
+
+
+class _StreamedCopy:
+    """One ``COPY fintoc.movements … FROM STDIN`` open across many ``write`` calls."""
+
+    def __init__(self, session: Session, now: datetime) -> None:
+        self.session, self.stamps = session, (now, now, now)
+        self.rows = 0
+        self.conflict: str | None = None
+        self._cursor: Any = None
+        self._context: Any = None
+        self._copy: Any = None
+
+    def write(self, mov: schemas.Movement) -> None:
+        if self._copy is None and self.conflict is None:
+            self._open()
+        elif self.conflict is not None:
+            return  # the COPY already failed: the read goes on only to find its end
+        try:
+            self._copy.write_row(mov[:_ROW_WIDTH] + self.stamps)
+        except psycopg.errors.UniqueViolation as exc:  # the server's error, seen early
+            self.abort(exc)
+            self.conflict = str(exc).splitlines()[0]
+            return
+        self.rows += 1
+
+    def _open(self) -> None:
+        raw = self.session.connection().connection.driver_connection
+        assert raw is not None
+        self._cursor = raw.cursor()
+        self._context = self._cursor.copy(_DIRECT_COPY)
+        self._copy = self._context.__enter__()
+        self._copy.set_types(_DIRECT_TYPES)
+
+    def finish(self) -> WriteResult:
+        """End the COPY: the rows are in (or StreamConflict, with none of them in)."""
+        if self._context is not None:
+            try:
+                self._context.__exit__(None, None, None)
+            except psycopg.errors.UniqueViolation as exc:
+                self.conflict = str(exc).splitlines()[0]
+            self._close()
+        if self.conflict is not None:
+            raise StreamConflict(self.conflict)
+        return WriteResult(read=self.rows, inserted=self.rows)
+
+    def abort(self, exc: BaseException | None) -> None:
+        if self._context is not None:
+            # CopyFail: the server drops what was sent; psycopg swallows the QueryCanceled
+            # that answers it, and a broken connection is the caller's error already.
+            failure = exc or RuntimeError("the read stopped")
+            try:
+                self._context.__exit__(type(failure), failure, None)
+            except Exception:
+                log.debug("ending an aborted COPY failed", exc_info=True)
+            self._close()
+
+    def _close(self) -> None:
+        self._context = self._copy = None
+        if self._cursor is not None:
+            self._cursor.close()
+            self._cursor = None
+
+
 class MovementWriter:
     """Buffers parsed movements and writes them in batches; the ids it saw are kept
     server-side (for ``reconcile``), so nothing of a written batch stays in Python: an
@@ -438,13 +505,24 @@ class MovementWriter:
         now: datetime,
         batch_rows: int = BATCH_ROWS,
         window: tuple[date, date] | None = None,
+        *,
+        stream: bool = False,
     ) -> None:
         """``window``: the [since, until) that ``reconcile`` will be given (or a range
         around it). When the account has no live stored movement there — a first read,
         a backfill of a range never loaded — nothing can be missing from the read, so the
         ids seen are not tracked server-side and ``reconcile`` has nothing to do. The
         caller must hold the account's lock (``lock_account``): no other writer can add
-        the account's rows meanwhile."""
+        the account's rows meanwhile.
+
+        ``stream`` (with such an empty window): no batches at all. One COPY into
+        ``fintoc.movements`` stays open for the whole read and each added movement is sent
+        at once, so Postgres inserts while the next page is fetched and nothing parsed is
+        held in Python. If an id turns out to be stored already (another account's) or
+        repeated in the read, the rest of the read is only counted, ``reconcile`` raises
+        :class:`StreamConflict` and nothing of the COPY is written: the caller rolls its
+        transaction back and reads the window again without ``stream``. Anything else
+        raised mid-read: call ``abort`` before the transaction rolls back."""
         self.session, self.account_id, self.now = session, account_id, now
         self.batch_rows = batch_rows
         self.added = 0  # movements queued so far (a repeated id counts again)
@@ -455,16 +533,34 @@ class MovementWriter:
         # Try the direct COPY while batches turn out all new; one that met a stored id
         # (another account's, say) sends the rest of this read to the staged path at once.
         self._direct = empty
+        # stream: one COPY open for the whole read, each movement sent as it is added.
+        self._stream: _StreamedCopy | None = (
+            _StreamedCopy(session, now) if stream and empty else None
+        )
         if self._empty_window is None:
             session.execute(_SEEN_DDL)
             session.execute(_SEEN_CLEAR)
 
+    @property
+    def streaming(self) -> bool:
+        """Whether movements go straight into one open COPY (see ``stream``)."""
+        return self._stream is not None
+
     def add(self, mov: schemas.Movement) -> None:
         """Queue one movement; writes a batch when the buffer is full."""
         self.added += 1
+        if self._stream is not None:
+            self._stream.write(mov)
+            return
         self._buffer.append(mov)
         if len(self._buffer) >= self.batch_rows:
             self.flush()
+
+    def abort(self, exc: BaseException | None = None) -> None:
+        """End an open streamed COPY without writing it (the caller's transaction is
+        about to roll back); a no-op otherwise. Call it when anything raises mid-read."""
+        if self._stream is not None:
+            self._stream.abort(exc)
 
     def add_payloads(self, objects: Iterable[object]) -> None:
         """Parse (``schemas.parse_movement``) and queue every API object."""
@@ -472,7 +568,11 @@ class MovementWriter:
             self.add(schemas.parse_movement(obj, self.account_id))
 
     def flush(self) -> None:
-        """Write what is buffered."""
+        """Write what is buffered (a streamed COPY is ended: the read is over)."""
+        if self._stream is not None:
+            self.result.add(self._stream.finish())
+            self._stream = None
+            return
         if self._buffer:
             batch = write_batch(self.session, self._buffer, self.now, probably_new=self._direct)
             self._direct = self._direct and batch.inserted == batch.read

@@ -287,3 +287,97 @@ def test_a_read_that_breaks_keeps_its_checkpoints_and_the_rerun_reads_only_the_r
     assert second.movements_read == expected - stored  # nothing read twice
     total = h.scalar("SELECT count(*) FROM fintoc.movements WHERE account_id = :a", a=account)
     assert total == expected
+
+
+def _compare_with_staged(
+    h: Harness,
+    other_sessions: sessionmaker[Session],
+    since: date,
+    until: date,
+    per_page: int,
+    caplog: pytest.LogCaptureFixture,
+) -> tuple[object, object]:
+    """The same backfill twice: streamed into the harness database, and with ``stream``
+    off into ``other_sessions``. Asserts both stored the same and the streamed run fell
+    back to the staging table; returns both reports."""
+    with other_sessions.begin() as session:
+        vault.add_tokens(session, vault.make_cipher(h.fernet_key), h.sb.link_tokens(), h.now())
+    streamed, staged = _backfill(h), _backfill(h, other_sessions)
+    staged.stream = False
+    streamed.client, staged.client = h.client(per_page), h.client(per_page)
+    with caplog.at_level(logging.INFO, logger="sync.run.backfill"):
+        first = streamed.run(since, until)
+    assert "again through the staging table" in caplog.text
+    second = staged.run(since, until)
+    assert _data(h.sessions) == _data(other_sessions)
+    chunks = "SELECT account_id, since, until, movements FROM fintoc.backfill_chunks ORDER BY 1, 2"
+    with other_sessions() as session:
+        assert h.rows(chunks) == [tuple(r) for r in session.execute(text(chunks)).all()]
+    assert first.movements_read == second.movements_read
+    assert [(f.account_id, f.kind) for f in first.failures] == [
+        (f.account_id, f.kind) for f in second.failures
+    ]
+    return first, second
+
+
+def test_a_streamed_read_meeting_another_accounts_id_is_written_the_careful_way(
+    harness: Harness, other_sessions: sessionmaker[Session], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A first load streams each account into one COPY; when an id is already stored under
+    another account the COPY is dropped and the days are read again through the staging
+    table: the result is the one the batched writer gives, conflict reported included."""
+    h = harness
+    sharers = ("acc_Z6AwnGn4idL7DPj4", "acc_Lk9jHg7FdS5aQw3E")
+    h.sb.faults.add(
+        "bad_payload",
+        path="/v1/accounts/(" + "|".join(sharers) + ")/movements",
+        times=None,
+        mutate="set_id:mov_shared",
+    )
+    since, until = h.today() - timedelta(days=20), h.today() + timedelta(days=1)
+    report, _ = _compare_with_staged(h, other_sessions, since, until, 300, caplog)
+    owner = h.scalar("SELECT account_id FROM fintoc.movements WHERE id = 'mov_shared'")
+    (other,) = set(sharers) - {owner}
+    assert [(f.account_id, f.kind) for f in report.failures] == [  # type: ignore[attr-defined]
+        (other, "MovementOwnerConflict")
+    ]
+    assert h.scalar("SELECT count(*) FROM fintoc.movements WHERE account_id = :a", a=other) > 0
+    assert h.scalar("SELECT count(*) FROM fintoc.backfill_chunks WHERE account_id = :a", a=other)
+
+
+def test_a_streamed_read_repeating_an_id_is_written_the_careful_way(
+    harness: Harness, other_sessions: sessionmaker[Session], caplog: pytest.LogCaptureFixture
+) -> None:
+    """An id that comes twice in one read (first item of every page) fails the streamed
+    COPY; the days are read again and stored as the batched writer stores them."""
+    h = harness
+    account = "acc_Kp3mWx9ZqL2vBn8T"
+    h.sb.faults.add(
+        "bad_payload", path=f"/v1/accounts/{account}/movements", times=None, mutate="set_id:twice"
+    )
+    since, until = date(2026, 8, 1), h.today() + timedelta(days=1)
+    _compare_with_staged(h, other_sessions, since, until, 50, caplog)
+    assert h.scalar("SELECT count(*) FROM fintoc.movements WHERE id = 'twice'") == 1
+    assert h.scalar("SELECT count(*) FROM fintoc.movements WHERE account_id = :a", a=account) > 50
+
+
+def test_a_streamed_read_that_breaks_leaves_nothing_and_the_connection_usable(
+    harness: Harness,
+) -> None:
+    """A page that fails mid-read ends the open COPY: nothing of the segment is stored,
+    the other accounts load on the same pooled connection, and the rerun completes."""
+    h = harness
+    account, since, until = "acc_Kp3mWx9ZqL2vBn8T", date(2026, 5, 1), date(2026, 11, 1)
+    b = _backfill(h)
+    b.client = h.client(50)
+    h.sb.faults.add(
+        "status_500", path=f"/v1/accounts/{account}/movements", match_query="page=3", times=None
+    )
+    first = b.run(since, until)
+    assert [f.account_id for f in first.failures] == [account]
+    assert h.scalar("SELECT count(*) FROM fintoc.movements WHERE account_id = :a", a=account) == 0
+    assert h.scalar("SELECT count(DISTINCT account_id) FROM fintoc.movements") > 5
+    h.sb.faults.clear()
+    second = _backfill(h).run(since, until)
+    assert second.exit_code == 0
+    _assert_matches_api(h, since, until)
