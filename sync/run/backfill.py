@@ -20,7 +20,7 @@ from datetime import date, datetime, timedelta
 from typing import Any, Protocol
 
 from cryptography.fernet import Fernet
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -42,6 +42,9 @@ from sync.store.movements import (
 )
 
 log = logging.getLogger(__name__)
+
+#: A segment's commit does not wait for its WAL flush (see ADR 0010).
+_NO_SYNC_COMMIT = text("SET LOCAL synchronous_commit = off")
 
 Range = tuple[date, date]
 
@@ -409,6 +412,7 @@ class Backfill:
         lower, next_carry = since, None
         try:
             with self.sessions.begin() as session:
+                session.execute(_NO_SYNC_COMMIT)
                 lock_account(session, target.account_id)
                 writer = MovementWriter(
                     session,
