@@ -43,7 +43,8 @@ from sync.store.movements import (
 
 log = logging.getLogger(__name__)
 
-#: A segment's commit does not wait for its WAL flush (see ADR 0010).
+#: A streamed segment's commit does not wait for its WAL flush (ADR 0010): a server crash
+#: may lose the last such commits, data and checkpoint together, and a rerun reads them again.
 _NO_SYNC_COMMIT = text("SET LOCAL synchronous_commit = off")
 
 Range = tuple[date, date]
@@ -412,7 +413,6 @@ class Backfill:
         lower, next_carry = since, None
         try:
             with self.sessions.begin() as session:
-                session.execute(_NO_SYNC_COMMIT)
                 lock_account(session, target.account_id)
                 writer = MovementWriter(
                     session,
@@ -422,6 +422,8 @@ class Backfill:
                     (since, upper),
                     stream=self.stream,
                 )
+                if writer.streaming:  # days never loaded: nothing of history can be lost
+                    session.execute(_NO_SYNC_COMMIT)
                 try:
                     last_day: date | None = None
                     if carry is not None:
