@@ -149,10 +149,8 @@ def test_bad_payload_fails_that_account_only(harness: Harness) -> None:
     assert h.scalar("SELECT count(DISTINCT account_id) FROM fintoc.backfill_chunks") > 5
 
 
-def test_a_movement_another_account_owns_is_reported_and_not_taken(harness: Harness) -> None:
-    """A backfilled account reporting a movement id another account already has reports the
-    conflict for that account, writes the rest of it, and the owner keeps the movement."""
-    h = harness
+def _share_one_movement_id(h: Harness) -> tuple[str, str]:
+    """Two accounts of the sandbox whose movements all come back as ``mov_shared``."""
     sharers = ("acc_Z6AwnGn4idL7DPj4", "acc_Lk9jHg7FdS5aQw3E")
     h.sb.faults.add(
         "bad_payload",
@@ -160,6 +158,14 @@ def test_a_movement_another_account_owns_is_reported_and_not_taken(harness: Harn
         times=None,
         mutate="set_id:mov_shared",
     )
+    return sharers
+
+
+def test_a_movement_another_account_owns_is_reported_and_not_taken(harness: Harness) -> None:
+    """A backfilled account reporting a movement id another account already has reports the
+    conflict for that account, writes the rest of it, and the owner keeps the movement."""
+    h = harness
+    sharers = _share_one_movement_id(h)
     h.sync(per_page=300)
     owner = h.scalar("SELECT account_id FROM fintoc.movements WHERE id = 'mov_shared'")
     (other,) = set(sharers) - {owner}
@@ -327,13 +333,7 @@ def test_a_streamed_read_meeting_another_accounts_id_is_written_the_careful_way(
     another account the COPY is dropped and the days are read again through the staging
     table: the result is the one the batched writer gives, conflict reported included."""
     h = harness
-    sharers = ("acc_Z6AwnGn4idL7DPj4", "acc_Lk9jHg7FdS5aQw3E")
-    h.sb.faults.add(
-        "bad_payload",
-        path="/v1/accounts/(" + "|".join(sharers) + ")/movements",
-        times=None,
-        mutate="set_id:mov_shared",
-    )
+    sharers = _share_one_movement_id(h)
     since, until = h.today() - timedelta(days=20), h.today() + timedelta(days=1)
     report, _ = _compare_with_staged(h, other_sessions, since, until, 300, caplog)
     owner = h.scalar("SELECT account_id FROM fintoc.movements WHERE id = 'mov_shared'")
