@@ -568,6 +568,7 @@ class _WireMovement(msgspec.Struct, gc=False):
 
 
 _MOVEMENT_PAGE = msgspec.json.Decoder(list[_WireMovement])
+_fromisoformat = datetime.fromisoformat
 # tuple.__new__ builds the NamedTuple in C: its generated __new__ is Python code, and
 # it was a fifth of the decode time of a page.
 _new_movement = tuple.__new__
@@ -594,8 +595,20 @@ def decode_movement_page(content: bytes, account_id: str) -> list[Movement] | No
     for w in page:
         post_date = _cached_iso(w.post_date)
         tx = w.transaction_date
-        transaction_date = None if tx is None else _iso_or_none(tx)
-        if post_date is None or (tx is not None and transaction_date is None):
+        if tx is None:
+            transaction_date = None
+        else:
+            # The common shape (…Z or +00:00) inline; anything else as _iso_or_none does.
+            try:
+                transaction_date = _fromisoformat(tx) if len(tx) <= 64 else None
+            except ValueError:
+                transaction_date = _iso_or_none(tx)
+            else:
+                if transaction_date is not None and transaction_date.tzinfo is not UTC:
+                    transaction_date = _iso_or_none(tx)
+            if transaction_date is None:
+                return None
+        if post_date is None:
             return None
         if not w.id.strip():
             return None

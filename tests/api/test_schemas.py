@@ -453,6 +453,43 @@ def test_typed_page_decoder_leaves_unusual_pages_to_the_parser(change: dict[str,
     assert decode_movement_page(page, "acc_1") is None
 
 
+TIMESTAMP_SHAPES = [
+    "2026-11-01T10:00:00Z",
+    "2026-11-01T10:00:00.254Z",
+    "2026-11-01T10:00:00+00:00",
+    "2026-11-01T10:00:00.123456789Z",  # more than microseconds: truncated, not rounded
+    "2026-11-01T10:00:00.9999999Z",
+    " 2026-11-01T10:00:00Z",
+    "2026-11-01T10:00:00Z ",
+    "2026-11-01T10:00:00-03:00",
+    "2026-11-01T10:00:00",  # naive: UTC
+    "2026-11-01",
+    "2026-11-01t10:00:00z",
+    "0001-01-01T00:00:00+03:00",  # before year 1 in UTC
+    "9999-12-31T23:59:59-03:00",  # after year 9999 in UTC
+    "2026-11-01T23:59:60Z",
+    "2026-11-01T24:00:00Z",
+    "2026-11-01T10:00:00.0000000000000000000000000000000000000000000000000001Z",  # > 64
+]
+
+
+@pytest.mark.parametrize("field", ["post_date", "transaction_date"])
+@pytest.mark.parametrize("value", TIMESTAMP_SHAPES)
+def test_typed_page_decoder_reads_timestamps_as_the_parser_does(field: str, value: str) -> None:
+    """Each timestamp shape: the typed page gives what parse_movement gives, or leaves
+    the page to it (None) when parse_movement refuses it."""
+    movement = with_(MOVEMENT, **{field: value})
+    typed = decode_movement_page(_page(movement), "acc_1")
+    try:
+        expected = parse_movement(movement, "acc_1")
+    except PayloadError:
+        assert typed is None
+        return
+    if typed is not None:
+        assert typed == [expected]
+        assert getattr(typed[0], field).tzinfo is UTC
+
+
 def test_typed_page_decoder_refuses_a_lone_surrogate() -> None:
     raw = _page(MOVEMENT).replace(b'"description":"', b'"description":"\\udc80', 1)
     assert b"\\udc80" in raw

@@ -26,7 +26,21 @@ json_values = st.recursive(
     | st.integers(min_value=-(2**70), max_value=2**70)
     | st.floats(allow_nan=False)
     | st.text(max_size=30)
-    | st.sampled_from(["2026-13-45T25:61:00Z", "2026-11-01T00:00:00Z", "x" * 5000, "a\x00b"]),
+    | st.sampled_from(["2026-13-45T25:61:00Z", "2026-11-01T00:00:00Z", "x" * 5000, "a\x00b"])
+    # timestamp shapes the fast paths and the strict parser must treat alike
+    | st.sampled_from(
+        [
+            "2026-11-01T10:00:00.123456789Z",
+            " 2026-11-01T10:00:00Z",
+            "2026-11-01T10:00:00-03:00",
+            "2026-11-01T10:00:00",
+            "2026-11-01",
+            "2026-11-01t10:00:00z",
+            "0001-01-01T00:00:00+03:00",
+            "9999-12-31T23:59:59-03:00",
+            "2026-11-01T23:59:60Z",
+        ]
+    ),
     lambda inner: (
         st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
     ),
