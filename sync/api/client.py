@@ -401,21 +401,38 @@ class FintocClient:
         until: date | None = None,
         confirmed_only: bool = False,
     ) -> Iterator[schemas.Movement]:
-        """:meth:`iter_movements`, parsed: each page is decoded straight into movements
-        (:func:`schemas.decode_movement_page`); a page that needs a closer look is decoded
-        generically and parsed object by object, so a bad one raises the PayloadError
-        that names its field."""
+        """:meth:`iter_movement_pages`, one movement at a time."""
+        for page in self.iter_movement_pages(
+            account_id, link_token, since=since, until=until, confirmed_only=confirmed_only
+        ):
+            yield from page
+
+    def iter_movement_pages(
+        self,
+        account_id: str,
+        link_token: str,
+        *,
+        since: date | None = None,
+        until: date | None = None,
+        confirmed_only: bool = False,
+    ) -> Iterator[list[schemas.Movement]]:
+        """:meth:`iter_movements`, parsed, a page at a time: each page is decoded straight
+        into movements (:func:`schemas.decode_movement_page`); a page that needs a closer
+        look is decoded generically and parsed object by object, each yielded as a page
+        of one, so a bad one raises the PayloadError that names its field only after the
+        movements before it were handed over (as one at a time would)."""
         path, params = _movements_query(account_id, link_token, since, until, confirmed_only)
-        what = _MOVEMENTS
 
         def typed(content: bytes) -> list[schemas.Movement] | None:
             return schemas.decode_movement_page(content, account_id)
 
-        for item in self._paginate(path, params, what, (link_token,), typed=typed):
-            if isinstance(item, schemas.Movement):
-                yield item
+        pages = self._paginate(path, params, _MOVEMENTS, (link_token,), typed=typed, pages=True)
+        for items in pages:
+            if isinstance(items[0], schemas.Movement):  # a typed page (never empty)
+                yield items
             else:
-                yield schemas.parse_movement(item, account_id)
+                for item in items:
+                    yield [schemas.parse_movement(item, account_id)]
 
     def exchange_link(self, exchange_token: str) -> dict[str, Any]:
         """The link an exchange token stands for, with its ``link_token`` (shown only here).
@@ -461,11 +478,13 @@ class FintocClient:
         what: str,
         secrets: tuple[str, ...],
         typed: Callable[[bytes], list[Any] | None] | None = None,
+        pages: bool = False,
     ) -> Iterator[Any]:
         """Yield the items of every page; stop on no ``next`` (or an empty last page).
 
         With ``typed``, a page it decodes (not None) yields its typed items (which have an
-        ``id`` attribute); any other page yields dicts, as without it.
+        ``id`` attribute); any other page yields dicts, as without it. With ``pages``, each
+        page's items come as one (never empty) list.
         """
         url: httpx.URL | None = self._base.join(path)
         query: dict[str, str] | None = {**params, "per_page": str(self.per_page)}
@@ -489,7 +508,10 @@ class FintocClient:
             if ids == previous_ids:
                 raise PaginationError(f"{what}: a page repeated the previous one", field="page")
             previous_ids = ids
-            yield from items
+            if pages:
+                yield items
+            else:
+                yield from items
             url, query = self._next_url(response, what, visited), None
         if url is not None:
             raise PaginationError(f"{what}: more than {self.max_pages} pages", field="page")

@@ -17,6 +17,8 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from itertools import chain
+from operator import itemgetter
 from typing import Any, Protocol
 
 from cryptography.fernet import Fernet
@@ -46,6 +48,8 @@ log = logging.getLogger(__name__)
 #: A streamed segment's commit does not wait for its WAL flush (ADR 0010): a server crash
 #: may lose the last such commits, data and checkpoint together, and a rerun reads them again.
 _NO_SYNC_COMMIT = text("SET LOCAL synchronous_commit = off")
+#: a movement's post_date, by position (Movement is a NamedTuple)
+_POST_DATE = itemgetter(schemas.Movement._fields.index("post_date"))
 
 Range = tuple[date, date]
 
@@ -370,7 +374,7 @@ class Backfill:
         since, until = chunk
         now = self.clock()
         stream = iter(
-            self.client.iter_movement_rows(
+            self.client.iter_movement_pages(
                 target.account_id, target.token, since=since, until=until
             )
         )
@@ -400,17 +404,19 @@ class Backfill:
     def _segment(
         self,
         target: Target,
-        stream: Iterator[schemas.Movement],
+        stream: Iterator[list[schemas.Movement]],
         span: Range,
-        carry: schemas.Movement | None,
+        carry: list[schemas.Movement] | None,
         now: datetime,
         moves_cursor: bool,
-    ) -> tuple[date, schemas.Movement | None, WriteResult]:
+    ) -> tuple[date, list[schemas.Movement] | None, WriteResult]:
         """Write movements of days below ``upper`` until the checkpoint size is reached at a
         day boundary (or the range ends); reconcile and checkpoint ``[lower, upper)`` in one
-        transaction. Returns ``lower``, the first movement of the next segment, the result."""
+        transaction. Returns ``lower``, the rest of the page the next segment starts with,
+        and the result."""
         since, upper = span
-        lower, next_carry = since, None
+        lower: date = since
+        next_carry: list[schemas.Movement] | None = None
         try:
             with self.sessions.begin() as session:
                 lock_account(session, target.account_id)
@@ -425,18 +431,9 @@ class Backfill:
                 if writer.streaming:  # days never loaded: nothing of history can be lost
                     session.execute(_NO_SYNC_COMMIT)
                 try:
-                    last_day: date | None = None
-                    if carry is not None:
-                        writer.add(carry)
-                        last_day = carry.post_date.date()
-                    for mov in stream:
-                        day = mov.post_date.date()
-                        if writer.added >= self.checkpoint_rows and last_day and day < last_day:
-                            # newest first: every day after ``day`` has been read completely
-                            lower, next_carry = day + timedelta(days=1), mov
-                            break
-                        writer.add(mov)
-                        last_day = day if last_day is None else min(last_day, day)
+                    split = self._write_pages(writer, chain([carry] if carry else [], stream))
+                    if split is not None:
+                        lower, next_carry = split
                     writer.reconcile(lower, upper)
                 except BaseException as exc:
                     writer.abort(exc)  # an open COPY ends before the rollback
@@ -475,6 +472,32 @@ class Backfill:
                 session, target, (lower, upper), writer.result, now, moves_cursor and lower == since
             )
         return lower, next_carry, writer.result
+
+    def _write_pages(
+        self, writer: MovementWriter, pages: Iterable[list[schemas.Movement]]
+    ) -> tuple[date, list[schemas.Movement]] | None:
+        """Hand pages to the writer until it holds ``checkpoint_rows`` movements and a page
+        reaches an older day than any before it (newest first: every later day is then
+        read completely). Returns that day + 1 and the rest of its page, or None at the
+        end of the read."""
+        limit = self.checkpoint_rows
+        last_day: date | None = None
+        for page in pages:
+            added = writer.added
+            if added + len(page) <= limit:  # no boundary can fall inside this page
+                writer.add_page(page)
+                oldest = min(page, key=_POST_DATE).post_date.date()
+                last_day = oldest if last_day is None else min(last_day, oldest)
+                continue
+            for i, mov in enumerate(page):
+                day = mov.post_date.date()
+                if added + i >= limit and last_day is not None and day < last_day:
+                    if i:
+                        writer.add_page(page[:i])
+                    return day + timedelta(days=1), page[i:]
+                last_day = day if last_day is None else min(last_day, day)
+            writer.add_page(page)
+        return None
 
     def _close_segment(
         self,

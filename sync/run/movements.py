@@ -58,6 +58,16 @@ class MovementSource(Protocol):
         confirmed_only: bool = False,
     ) -> Iterable[schemas.Movement]: ...
 
+    def iter_movement_pages(
+        self,
+        account_id: str,
+        link_token: str,
+        *,
+        since: date | None = None,
+        until: date | None = None,
+        confirmed_only: bool = False,
+    ) -> Iterable[list[schemas.Movement]]: ...
+
 
 class MovementSync:
     """The pipeline's AccountHook: re-reads a look-back window of each account's movements.

@@ -454,6 +454,22 @@ class _StreamedCopy:
             return
         self.rows += 1
 
+    def write_page(self, movs: Sequence[schemas.Movement]) -> None:
+        """:meth:`write` for each movement, in one loop."""
+        if self._copy is None and self.conflict is None:
+            self._open()
+        elif self.conflict is not None:
+            return
+        write_row, stamps, sent = self._copy.write_row, self.stamps, 0
+        try:
+            for mov in movs:
+                write_row(mov[:_ROW_WIDTH] + stamps)
+                sent += 1
+        except psycopg.errors.UniqueViolation as exc:
+            self.abort(exc)
+            self.conflict = str(exc).splitlines()[0]
+        self.rows += sent
+
     def _open(self) -> None:
         raw = self.session.connection().connection.driver_connection
         assert raw is not None
@@ -555,6 +571,15 @@ class MovementWriter:
         self._buffer.append(mov)
         if len(self._buffer) >= self.batch_rows:
             self.flush()
+
+    def add_page(self, movs: Sequence[schemas.Movement]) -> None:
+        """:meth:`add` each movement of a page (a streamed COPY takes them in one call)."""
+        if self._stream is not None:
+            self.added += len(movs)
+            self._stream.write_page(movs)
+            return
+        for mov in movs:
+            self.add(mov)
 
     def abort(self, exc: BaseException | None = None) -> None:
         """End an open streamed COPY without writing it (the caller's transaction is

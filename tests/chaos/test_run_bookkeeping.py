@@ -70,7 +70,7 @@ def test_an_interrupted_backfill_closes_its_run_as_interrupted(
     assert harness.sync().exit_code == 0
     client = harness.client()
     calls = {"n": 0}
-    real = client.iter_movement_rows
+    real = client.iter_movement_pages
 
     def interrupting(*args: object, **kwargs: object) -> object:
         calls["n"] += 1
@@ -78,7 +78,7 @@ def test_an_interrupted_backfill_closes_its_run_as_interrupted(
             raise KeyboardInterrupt
         return real(*args, **kwargs)  # type: ignore[arg-type]
 
-    client.iter_movement_rows = interrupting  # type: ignore[method-assign]
+    client.iter_movement_pages = interrupting  # type: ignore[method-assign]
     backfill = Backfill(client, sessions, vault.make_cipher(harness.fernet_key), clock=harness.now)
     with pytest.raises(KeyboardInterrupt):
         backfill.run(harness.today() - timedelta(days=60), harness.today(), chunk_days=10)
