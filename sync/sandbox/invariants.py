@@ -43,6 +43,8 @@ Movements (accounts compared as above)
   * **M-removed**: inside a window, a movement the sandbox has removed is absent or has
     ``removed_at`` set (nothing the sandbox still has marked removed is shown as live).
   * **M-unknown**: anywhere, no ``movements`` row that the sandbox never had.
+  * **M-account**: anywhere, every movement's ``account_id`` is a row of ``accounts``
+    (the writer's guarantee since migration 0007 dropped the foreign key).
   * Duplicate movements are impossible by the primary key; a duplicate id across
     accounts would show as M-present mismatch (``account_id`` is compared).
 
@@ -445,6 +447,14 @@ def _check_movements(
         r["id"]: r
         for r in _rows(engine, f"SELECT id, {cols}, removed_at FROM fintoc.movements")  # noqa: S608 (constant names)
     }
+    out += [
+        Violation("M-account", "mismatch", r["id"], f"account {r['account_id']} is not stored")
+        for r in _rows(
+            engine,
+            "SELECT m.id, m.account_id FROM fintoc.movements m "
+            "WHERE NOT EXISTS (SELECT 1 FROM fintoc.accounts a WHERE a.id = m.account_id)",
+        )
+    ]
     if truth_movs:
         out += [
             Violation("M-unknown", "mismatch", mid, "the API never had this movement")

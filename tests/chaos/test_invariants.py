@@ -87,6 +87,18 @@ def test_a_stale_balance_and_a_live_removed_movement_are_mismatches(
     assert {"A-present", "H-snapshot-current"} <= rules
 
 
+def test_a_movement_of_an_account_not_stored_is_caught(synced: Harness, engine: Engine) -> None:
+    """No foreign key guards movements.account_id (migration 0007): the checker does."""
+    _exec(
+        engine,
+        "UPDATE fintoc.movements SET account_id = 'acc_neverStored0001' WHERE id = "
+        "(SELECT id FROM fintoc.movements ORDER BY post_date, id LIMIT 1)",
+    )
+    violations = check_invariants(engine, synced.sb.truth(movements=True))
+    assert [v.rule for v in violations if v.rule == "M-account"] == ["M-account"]
+    assert "acc_neverStored0001" in next(v.detail for v in violations if v.rule == "M-account")
+
+
 def test_a_running_row_is_a_violation_when_asked(synced: Harness, engine: Engine) -> None:
     """With allow_running=False, a sync_runs row left `running` is reported."""
     _exec(engine, "UPDATE fintoc.sync_runs SET status = 'running' WHERE id = 1")
