@@ -402,6 +402,52 @@ def test_next_url_to_another_host_is_refused() -> None:
     assert all(r.url.host == "api.test" for r in seen) and len(seen) == 1
 
 
+@pytest.mark.parametrize(
+    "host",
+    [
+        "https://api.test@evil.test",  # starts like our origin, is another host
+        "https://api.test.evil.test",
+        "http://api.test",  # same host, another scheme
+        "https://api.test:8443",
+    ],
+)
+def test_next_url_that_only_looks_like_ours_is_refused(host: str) -> None:
+    seen: list[httpx.Request] = []
+    client, _ = make_client(paged_handler(3, seen, host=host))
+    with pytest.raises(PayloadError, match="another host"):
+        list(client.iter_movements("acc_1", TOKEN))
+    assert len(seen) == 1
+
+
+def test_relative_and_absolute_next_urls_are_followed_alike() -> None:
+    """A next link as a path (joined to the request URL) or as an absolute URL on our
+    origin: the same pages, the same queries."""
+    seen: list[httpx.Request] = []
+    client, _ = make_client(paged_handler(3, seen, host=""))  # "/v1/...?page=2"
+    relative = list(client.iter_movements("acc_1", TOKEN))
+    seen_abs: list[httpx.Request] = []
+    client, _ = make_client(paged_handler(3, seen_abs))
+    assert list(client.iter_movements("acc_1", TOKEN)) == relative and len(relative) == 6
+    assert [str(r.url) for r in seen] == [str(r.url) for r in seen_abs]
+
+
+def test_cookies_the_server_sets_are_never_sent_back() -> None:
+    """The API is authenticated by key: a Set-Cookie (from it or a proxy) is not kept."""
+    handler, seen = scripted(
+        ok(
+            [{"id": "l1"}],
+            **{
+                "Set-Cookie": "session=abc123; Path=/",
+                "Link": f'<{BASE}/v1/links?page=2>; rel="next"',
+            },
+        ),
+        ok([{"id": "l2"}]),
+    )
+    client, _ = make_client(handler)
+    assert [link["id"] for link in client.iter_links()] == ["l1", "l2"]
+    assert len(seen) == 2 and "cookie" not in seen[1].headers
+
+
 def test_empty_page_with_next_is_a_pagination_error() -> None:
     """An empty array that still advertises a next page is an error, never a short list."""
     handler, seen = scripted(ok([], Link=f'<{BASE}/v1/links?page=2>; rel="next"'))
