@@ -8,7 +8,12 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TextIO
+from typing import TYPE_CHECKING, Any, TextIO
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from sync.run.pipeline import AccountHook
 
 log = logging.getLogger(__name__)
 
@@ -123,17 +128,33 @@ class SyncProgress:
                 self.stream.write("\r\x1b[2K" + self.line())
                 self.stream.flush()
 
-    def wrap(self, hook: Callable[..., None]) -> Callable[..., None]:
+    def wrap(self, hook: AccountHook) -> AccountHook:
         """The same per-account hook, counted."""
-
-        def counted(session: object, link_token: str, account: object, run: object) -> None:
-            hook(session, link_token, account, run)
-            self.account(str(getattr(account, "link_id", None) or id(link_token)))
-
-        return counted
+        return _Counted(hook, self)
 
     def finish(self) -> None:
         """End the live line."""
         if self.live and (self._accounts or self._links):
             self.stream.write("\r\x1b[2K" + self.line() + "\n")
             self.stream.flush()
+
+
+class _Counted:
+    """An account hook whose accounts count on a :class:`SyncProgress` line as they end."""
+
+    def __init__(self, hook: AccountHook, progress: SyncProgress) -> None:
+        self.hook, self.progress = hook, progress
+
+    def __call__(self, session: Any, link_token: str, account: Any, run: Any) -> None:
+        self.hook(session, link_token, account, run)
+        self._count(link_token, account)
+
+    def sync_accounts(
+        self, session: Any, link_token: str, accounts: Sequence[Any], run: Any
+    ) -> None:
+        self.hook.sync_accounts(session, link_token, accounts, run)
+        for account in accounts:
+            self._count(link_token, account)
+
+    def _count(self, link_token: str, account: Any) -> None:
+        self.progress.account(str(getattr(account, "link_id", None) or id(link_token)))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import date, datetime, timedelta
 from typing import Protocol
 
@@ -18,6 +18,7 @@ from sync.store.movements import (
     WriteResult,
     advance_cursor,
     lock_account_cursor,
+    lock_account_cursors,
 )
 
 log = logging.getLogger(__name__)
@@ -117,9 +118,32 @@ class MovementSync:
         self, session: Session, link_token: str, account: schemas.Account, run: RunContext
     ) -> None:
         """Sync one account's movements inside the link's transaction."""
+        self._sync(session, link_token, account, run, lock_account_cursor(session, account.id))
+
+    def sync_accounts(
+        self,
+        session: Session,
+        link_token: str,
+        accounts: Sequence[schemas.Account],
+        run: RunContext,
+    ) -> None:
+        """Sync a link's accounts in turn, their cursors read (and rows locked) at once."""
+        if not accounts:
+            return
+        cursors = lock_account_cursors(session, [a.id for a in accounts])
+        for account in accounts:
+            self._sync(session, link_token, account, run, cursors.get(account.id))
+
+    def _sync(
+        self,
+        session: Session,
+        link_token: str,
+        account: schemas.Account,
+        run: RunContext,
+        cursor: Cursor | None,
+    ) -> None:
         now = self.clock()
         today = now.date()
-        cursor = lock_account_cursor(session, account.id)
         if self.unchanged(cursor, account, now):
             run.add(movement_reads_skipped=1)
             log.debug("account %s: not refreshed since its last read; skipped", account.id)

@@ -58,6 +58,15 @@ class AccountHook(Protocol):
         self, session: Session, link_token: str, account: schemas.Account, run: RunContext
     ) -> None: ...
 
+    def sync_accounts(
+        self,
+        session: Session,
+        link_token: str,
+        accounts: Sequence[schemas.Account],
+        run: RunContext,
+    ) -> None:
+        """The work of ``__call__`` for each of a link's accounts, in order."""
+
 
 @dataclass
 class SyncReport:
@@ -337,9 +346,8 @@ class Pipeline:
             links_result = loaders.upsert_links(session, [link], now, run.run_id)
             acc_result = loaders.upsert_accounts(session, accounts, now, run.run_id)
             vault.bind_token(session, token.fingerprint, link.id, now)
-            for account in accounts:
-                if self.account_hook is not None:
-                    self.account_hook(session, token.token, account, run)
+            if self.account_hook is not None:
+                self.account_hook.sync_accounts(session, token.token, accounts, run)
             session.execute(
                 update(Link)
                 .where(Link.id == link.id)

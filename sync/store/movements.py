@@ -663,6 +663,20 @@ def lock_account_cursor(session: Session, account_id: str) -> Cursor | None:
     return Cursor(row[0], row[1], row[2])
 
 
+_LOCK_AND_CURSORS_SQL = text(
+    "SELECT a.id, c.synced_through, c.source_refreshed_at, c.read_at "
+    "FROM fintoc.accounts a LEFT JOIN fintoc.movement_cursors c ON c.account_id = a.id "
+    "WHERE a.id = ANY(CAST(:ids AS text[])) ORDER BY a.id FOR NO KEY UPDATE OF a"
+)
+
+
+def lock_account_cursors(session: Session, account_ids: Sequence[str]) -> dict[str, Cursor]:
+    """:func:`lock_account_cursor` for several accounts in one round trip (locked in id
+    order); accounts never read are absent from the result."""
+    rows = session.execute(_LOCK_AND_CURSORS_SQL, {"ids": list(account_ids)}).all()
+    return {row[0]: Cursor(row[1], row[2], row[3]) for row in rows if row[1] is not None}
+
+
 def stored_cursor(session: Session, account_id: str) -> date | None:
     """The account's ``synced_through``, or None for a new account."""
     value = session.execute(
