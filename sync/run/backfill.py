@@ -22,7 +22,7 @@ from operator import itemgetter
 from typing import Any, Protocol
 
 from cryptography.fernet import Fernet
-from sqlalchemy import select, text
+from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -41,13 +41,11 @@ from sync.store.movements import (
     WriteResult,
     advance_cursor,
     lock_account,
+    lock_account_window,
 )
 
 log = logging.getLogger(__name__)
 
-#: A streamed segment's commit does not wait for its WAL flush (ADR 0010): a server crash
-#: may lose the last such commits, data and checkpoint together, and a rerun reads them again.
-_NO_SYNC_COMMIT = text("SET LOCAL synchronous_commit = off")
 #: a movement's post_date, by position (Movement is a NamedTuple)
 _POST_DATE = itemgetter(schemas.Movement._fields.index("post_date"))
 
@@ -419,7 +417,12 @@ class Backfill:
         next_carry: list[schemas.Movement] | None = None
         try:
             with self.sessions.begin() as session:
-                lock_account(session, target.account_id)
+                # A streamed segment only inserts into days never loaded, so its commit
+                # does not wait for its WAL flush (ADR 0010): a server crash may lose the
+                # last such commits, data and checkpoint together; a rerun reads them again.
+                live = lock_account_window(
+                    session, target.account_id, since, upper, quiet_commit=self.stream
+                )
                 writer = MovementWriter(
                     session,
                     target.account_id,
@@ -427,9 +430,8 @@ class Backfill:
                     self.batch_rows,
                     (since, upper),
                     stream=self.stream,
+                    window_live=live,
                 )
-                if writer.streaming:  # days never loaded: nothing of history can be lost
-                    session.execute(_NO_SYNC_COMMIT)
                 try:
                     split = self._write_pages(writer, chain([carry] if carry else [], stream))
                     if split is not None:
