@@ -701,7 +701,9 @@ def lock_account_cursor(session: Session, account_id: str) -> Cursor | None:
     """``lock_account``, then the account's cursor row (None for an account never read),
     in one round trip: the sync's start of every account."""
     row = session.execute(_LOCK_AND_CURSOR_SQL, {"a": account_id}).one_or_none()
-    if row is None or row[0] is None:
+    if row is None:
+        raise _not_stored(account_id)
+    if row[0] is None:
         return None
     return Cursor(row[0], row[1], row[2])
 
@@ -717,6 +719,9 @@ def lock_account_cursors(session: Session, account_ids: Sequence[str]) -> dict[s
     """:func:`lock_account_cursor` for several accounts in one round trip (locked in id
     order); accounts never read are absent from the result."""
     rows = session.execute(_LOCK_AND_CURSORS_SQL, {"ids": list(account_ids)}).all()
+    missing = set(account_ids) - {row[0] for row in rows}
+    if missing:
+        raise _not_stored(min(missing))
     return {row[0]: Cursor(row[1], row[2], row[3]) for row in rows if row[1] is not None}
 
 

@@ -7,7 +7,12 @@ from datetime import date, timedelta
 import pytest
 from sqlalchemy import text
 
-from sync.store.movements import lock_account, lock_account_window
+from sync.store.movements import (
+    lock_account,
+    lock_account_cursor,
+    lock_account_cursors,
+    lock_account_window,
+)
 from tests.store.conftest import History
 
 
@@ -22,6 +27,12 @@ def test_an_account_not_stored_cannot_be_locked_so_none_of_its_movements_is_writ
         lock_account(history.session, "acc_missing")
     with pytest.raises(LookupError, match="acc_missing"):
         lock_account_window(history.session, "acc_missing", history.today, history.today)
+    with pytest.raises(LookupError, match="acc_missing"):
+        lock_account_cursor(history.session, "acc_missing")
+    history.account("acc_here")
+    with pytest.raises(LookupError, match="acc_missing"):
+        lock_account_cursors(history.session, ["acc_here", "acc_missing"])
+    assert lock_account_cursors(history.session, ["acc_here"]) == {}  # stored, never read
 
 
 def test_the_window_check_sees_live_movements_only_inside_the_window(history: History) -> None:
