@@ -309,6 +309,7 @@ class Pipeline:
         payload: object = None
         try:
             link = (listed or {}).get(token.link_id or "")
+            stored = link is not None  # phase 1 of this run wrote it (and its transition)
             if link is None:  # a token not yet matched to a listed link: ask which it is
                 payload = self.client.get_link(token.token)
                 link = schemas.parse_link(payload)
@@ -320,7 +321,7 @@ class Pipeline:
                 schemas.parse_account(obj, link.id)
                 for obj in self.client.iter_accounts(token.token)
             ]
-            self._load_link(run, token, link, accounts)
+            self._load_link(run, token, link, accounts, link_stored=stored)
         except AuthenticationError:
             self.stop.set()  # every other request would be refused too
             raise
@@ -339,11 +340,16 @@ class Pipeline:
         token: vault.StoredToken,
         link: schemas.Link,
         accounts: list[schemas.Account],
+        *,
+        link_stored: bool = False,
     ) -> None:
-        """Everything of one link in one transaction."""
+        """Everything of one link in one transaction (its row too, unless ``link_stored``:
+        this run's link list already wrote it, from the same object)."""
         now = self.clock()
         with self.sessions.begin() as session:
-            links_result = loaders.upsert_links(session, [link], now, run.run_id)
+            links_result = loaders.LinksResult()
+            if not link_stored:
+                links_result = loaders.upsert_links(session, [link], now, run.run_id)
             acc_result = loaders.upsert_accounts(session, accounts, now, run.run_id)
             vault.bind_token(session, token.fingerprint, link.id, now)
             if self.account_hook is not None:
