@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session, sessionmaker
 
 from sync.store.movements import (
     lock_account,
@@ -69,3 +71,22 @@ def test_only_an_empty_window_asked_quietly_turns_the_commit_wait_off(history: H
     assert _setting(history) == before  # not asked
     lock_account_window(history.session, "acc_q", empty, day, quiet_commit=True)
     assert _setting(history) == "off"
+
+
+def test_the_window_check_holds_the_account_lock_until_the_transaction_ends(
+    sessions: sessionmaker[Session],
+) -> None:
+    """Another writer of the account waits: its lock is refused at once with NOWAIT."""
+    with sessions.begin() as session:
+        History(session).account("acc_l")
+    with sessions() as holder, holder.begin():
+        day = datetime.now(UTC).date()
+        lock_account_window(holder, "acc_l", day, day + timedelta(days=1), quiet_commit=True)
+        with sessions() as other, other.begin(), pytest.raises(OperationalError):
+            other.execute(
+                text("SELECT 1 FROM fintoc.accounts WHERE id = 'acc_l' FOR NO KEY UPDATE NOWAIT")
+            )
+    with sessions() as other, other.begin():  # released at the end of the transaction
+        other.execute(
+            text("SELECT 1 FROM fintoc.accounts WHERE id = 'acc_l' FOR NO KEY UPDATE NOWAIT")
+        )
